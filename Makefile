@@ -1,0 +1,34 @@
+# Two commands for a fresh clone: `make reproduce` and `make test`. Both create .venv if missing.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.lrkit-installed
+PROFILE ?= smoke
+
+.PHONY: install reproduce test test-all lab clean-venv
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(PY) -m ipykernel install --sys-prefix --name lrkit --display-name "Python (lrkit)" >/dev/null
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+# Regenerate the kit's tables and figures on the embedded data and print the HTML report's path.
+reproduce: $(STAMP)
+	$(VENV)/bin/lrkit reproduce --profile $(PROFILE)
+
+# Fast CPU tests (slow/GPU/online ones are marked and skipped unless asked for).
+test: $(STAMP)
+	$(PY) -m pytest -m "not slow and not gpu and not online" -q
+
+# Everything that can run on this machine, slow tests included.
+test-all: $(STAMP)
+	$(PY) -m pytest -m "not gpu and not online" -q
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+clean-venv:
+	rm -rf $(VENV)

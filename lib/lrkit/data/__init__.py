@@ -1,0 +1,1 @@
+"""Data: downscaling operators, image folders, the synthfaces procedural dataset, checks and downloads."""

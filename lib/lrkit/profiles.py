@@ -1,0 +1,103 @@
+"""The one profile table every notebook and command reads.
+
+A profile fixes how big a run is; a notebook never invents its own sizes. ``smoke`` is what CI and
+``make reproduce`` run on a 2-core CPU in minutes (tiny models, synthfaces); ``quick`` fits one GPU at
+<= 10 minutes per notebook; ``paper`` is the papers' exact settings on the real datasets.
+Profiles are frozen: derive a variant with ``dataclasses.replace``, never mutate one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    device: str  # "cpu" or "cuda": what the profile is sized for (see resolve_device)
+    dataset: str  # default dataset: "synthfaces" (embedded, procedural) or a real one ("celeba_hq", "afhq")
+    hr_size: int  # HR side in pixels
+    lr_size: int  # LR side in pixels (the papers' main setting is 8)
+    overview_lr_sizes: tuple[int, ...]  # LR sizes shown by the data overview
+    synth_n_train: int  # synthfaces images per domain in the train split
+    synth_n_val: int  # synthfaces images per domain in the val split
+    batch_size: int
+    seed: int = 0
+    minutes_per_notebook: float = 10.0  # budget the profile is designed for (documentation, checked by benchmarks)
+
+
+PROFILES: dict[str, Profile] = {
+    p.name: p
+    for p in (
+        Profile(
+            name="smoke",
+            description="CPU, whole batch in minutes on 2 cores: tiny models on synthfaces at 64 px",
+            device="cpu",
+            dataset="synthfaces",
+            hr_size=64,
+            lr_size=8,
+            overview_lr_sizes=(4, 8, 16, 32),
+            synth_n_train=64,
+            synth_n_val=32,
+            batch_size=8,
+            minutes_per_notebook=3.0,
+        ),
+        Profile(
+            name="quick",
+            description="one GPU, <= 10 minutes per notebook: small models on synthfaces at 128 px",
+            device="cuda",
+            dataset="synthfaces",
+            hr_size=128,
+            lr_size=8,
+            overview_lr_sizes=(4, 8, 16, 32),
+            synth_n_train=2000,
+            synth_n_val=500,
+            batch_size=8,
+            minutes_per_notebook=10.0,
+        ),
+        Profile(
+            name="paper",
+            description="the papers' exact settings on the real datasets (CelebA-HQ / AFHQ), GPU",
+            device="cuda",
+            dataset="celeba_hq",
+            hr_size=128,
+            lr_size=8,
+            overview_lr_sizes=(4, 8, 16, 32),
+            synth_n_train=10000,
+            synth_n_val=1000,
+            batch_size=8,
+            minutes_per_notebook=float("inf"),
+        ),
+    )
+}
+
+
+def get_profile(name: str) -> Profile:
+    """The named profile; an unknown name is an error listing the valid ones."""
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown profile {name!r}; valid profiles: {', '.join(PROFILES)}") from None
+
+
+def resolve_device(requested: str, profile: Profile) -> str:
+    """Turn a notebook's ``device`` parameter ("auto", "cpu", "cuda", "cuda:1") into a torch device string.
+
+    "auto" takes the profile's device; asking for CUDA where there is none is an error with the fix,
+    never a silent fall-back to the CPU (a quick-profile timing on a CPU would be meaningless).
+    """
+    import torch
+
+    device = profile.device if requested in ("", "auto", None) else requested
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"profile {profile.name!r} wants device {device!r} but no CUDA device is visible; "
+            "run with --profile smoke, or pass device='cpu' explicitly to run the same settings on the CPU"
+        )
+    return device
+
+
+def profile_dict(profile: Profile) -> dict:
+    return dataclasses.asdict(profile)

@@ -1,0 +1,45 @@
+"""The papers' reported numbers, transcribed into ``paper_tables/reference/`` (see its README)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+
+LONG_COLUMNS = ["paper", "table", "row", "column", "value", "better", "note"]
+
+
+def reference_dir() -> Path:
+    # Part of the kit itself (not a run output): found next to the package, wherever runs write.
+    return Path(__file__).resolve().parents[2] / "paper_tables" / "reference"
+
+
+def keys() -> list[str]:
+    return sorted(p.stem for p in reference_dir().glob("*.csv"))
+
+
+def load_long(key: str) -> pd.DataFrame:
+    path = reference_dir() / f"{key}.csv"
+    if not path.exists():
+        raise KeyError(f"no paper reference table {key!r}; known: {', '.join(keys())}")
+    df = pd.read_csv(path, dtype={"note": str}, keep_default_na=False, na_values={"value": [""]})
+    if list(df.columns) != LONG_COLUMNS:
+        raise ValueError(f"{path}: expected columns {LONG_COLUMNS}, found {list(df.columns)}")
+    return df
+
+
+def load(key: str) -> pd.DataFrame:
+    """The table as printed: rows and columns in the paper's order, NaN where the paper printed '–'."""
+    long = load_long(key)
+    rows = list(dict.fromkeys(long["row"]))
+    cols = list(dict.fromkeys(long["column"]))
+    wide = long.pivot(index="row", columns="column", values="value").reindex(index=rows, columns=cols)
+    wide.index.name = f"{long['paper'].iloc[0]} {long['table'].iloc[0]}"
+    wide.columns.name = None
+    return wide
+
+
+def title(key: str) -> str:
+    long = load_long(key)
+    return f"{long['paper'].iloc[0]}, {long['table'].iloc[0]} (as reported)"

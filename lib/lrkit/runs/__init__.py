@@ -1,0 +1,1 @@
+"""Runs: ids, manifests, versioned artifacts, papermill execution, reports and comparisons."""

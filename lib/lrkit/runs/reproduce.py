@@ -1,0 +1,182 @@
+"""``lrkit reproduce``: execute the notebooks of a profile with papermill into a new, versioned run.
+
+Each run gets ``runs/<run_id>/`` with the executed notebooks, their HTML (nbconvert), one log per notebook, the
+notebooks' records (``events.jsonl``), ``manifest.json`` and ``index.html``. A notebook that fails is recorded with
+its error and the others still run; the manifest is rewritten atomically after every notebook, so a crash leaves
+an honest partial record.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import datetime as dt
+import multiprocessing
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from lrkit.fsutil import atomic_write_json, read_jsonl, sha256_file
+from lrkit.profiles import get_profile, profile_dict
+from lrkit.runs import notebooks as nbreg
+from lrkit.runs.context import EVENTS_FILE, MANIFEST_FILE
+from lrkit.runs.provenance import environment_info, git_state, repo_root
+from lrkit.runs.runid import create_run_dir
+
+KERNEL_NAME = "lrkit"
+
+
+@dataclass(frozen=True)
+class ReproduceResult:
+    run_id: str
+    run_dir: Path
+    index_html: Path
+    statuses: dict[str, str]
+
+    @property
+    def ok(self) -> bool:
+        return all(s == "ok" for s in self.statuses.values())
+
+
+def ensure_kernel() -> str:
+    """Make sure the ``lrkit`` Jupyter kernel runs *this* interpreter (the venv's), installing it if needed."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        spec = KernelSpecManager().get_kernel_spec(KERNEL_NAME)
+        if Path(spec.argv[0]).resolve() == Path(sys.executable).resolve():
+            return KERNEL_NAME
+    except NoSuchKernel:
+        pass
+    from ipykernel.kernelspec import install
+
+    install(kernel_name=KERNEL_NAME, display_name="Python (lrkit)", prefix=sys.prefix)
+    return KERNEL_NAME
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def execute_one(src: str, run_dir: str, parameters: dict, kernel: str, position: int) -> dict:
+    """Execute one notebook; never raises (the error is the result). Runs in a worker process when jobs > 1."""
+    import nbformat
+    import papermill as pm
+    from nbconvert import HTMLExporter
+
+    name = Path(src).stem
+    out_nb = Path(run_dir) / "notebooks" / f"{name}.ipynb"
+    out_html = out_nb.with_suffix(".html")
+    log_path = Path(run_dir) / "logs" / f"{name}.log"
+    out_nb.parent.mkdir(parents=True, exist_ok=True)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    result = {"name": name, "status": "ok", "error": None, "started": _now(),
+              "parameters": parameters, "notebook": str(out_nb.relative_to(run_dir)),
+              "log": str(log_path.relative_to(run_dir))}
+    t0 = time.monotonic()
+    with open(log_path, "w", encoding="utf-8") as log:
+        try:
+            pm.execute_notebook(
+                src, str(out_nb), parameters=parameters, kernel_name=kernel,
+                progress_bar={"desc": name, "position": position, "leave": True},
+                stdout_file=log, stderr_file=log, cwd=str(Path(src).parent),
+            )
+        except Exception as exc:  # papermill's execution error or a kernel failure: record it, keep going
+            result["status"] = "failed"
+            ename = getattr(exc, "ename", type(exc).__name__)
+            evalue = getattr(exc, "evalue", str(exc))
+            result["error"] = f"{ename}: {evalue}"
+            log.write("\n--- lrkit: notebook failed ---\n" + "".join(traceback.format_exception(exc)))
+    result["seconds"] = round(time.monotonic() - t0, 2)
+    result["ended"] = _now()
+    if out_nb.exists():  # papermill writes the partial notebook even on failure: convert it too
+        try:
+            html, _ = HTMLExporter().from_notebook_node(nbformat.read(out_nb, as_version=4))
+            out_html.write_text(html, encoding="utf-8")
+            result["html"] = str(out_html.relative_to(run_dir))
+        except Exception as exc:
+            result["html_error"] = f"{type(exc).__name__}: {exc}"
+    return result
+
+
+def _fold_events(run_dir: Path) -> dict:
+    """Dataset fingerprints, weight hashes and skipped images the notebooks recorded, deduplicated."""
+    datasets, weights, skipped = {}, {}, []
+    for ev in read_jsonl(run_dir / EVENTS_FILE):
+        if ev["kind"] == "dataset":
+            datasets[f"{ev['name']}:{ev['fingerprint']}"] = {
+                k: v for k, v in ev.items() if k not in ("kind", "time")
+            }
+        elif ev["kind"] == "weights":
+            weights[f"{ev['name']}:{ev['sha256']}"] = {k: v for k, v in ev.items() if k not in ("kind", "time")}
+        elif ev["kind"] == "skipped_images":
+            skipped.append({k: v for k, v in ev.items() if k not in ("kind", "time")})
+    return {"datasets": list(datasets.values()), "weights": list(weights.values()), "skipped_images": skipped}
+
+
+def reproduce(profile: str = "smoke", only: list[str] | None = None, data_root: str | None = None,
+              jobs: int = 1, device: str = "auto", output_root: Path | None = None,
+              runs_dir: Path | None = None) -> ReproduceResult:
+    """Run the profile's notebooks into a new run folder; see the module docstring."""
+    from lrkit.runs.report import write_index
+
+    prof = get_profile(profile)
+    specs = nbreg.select(profile, only)
+    if not specs:
+        raise ValueError(f"profile {profile!r} has no notebooks to run")
+    if jobs < 1:
+        raise ValueError(f"--jobs must be >= 1, got {jobs}")
+    if data_root and not Path(data_root).is_dir():
+        raise FileNotFoundError(f"--data-root {data_root} is not a folder; see 'lrkit data download --help'")
+    root = repo_root()
+    output_root = Path(output_root or root).resolve()
+    runs_dir = Path(runs_dir or root / "runs")
+    git = git_state(root)
+    run_id, run_dir = create_run_dir(runs_dir, git["short"])
+    kernel = ensure_kernel()
+
+    sources = {s.name: nbreg.notebook_dir() / f"{s.name}.ipynb" for s in specs}
+    params = {
+        s.name: {
+            "profile": profile, "seed": prof.seed, "data_root": str(Path(data_root).resolve()) if data_root else "",
+            "device": device, "run_dir": str(run_dir), "output_root": str(output_root),
+        }
+        for s in specs
+    }
+    manifest = {
+        "run_id": run_id, "kind": "reproduce", "profile": profile_dict(prof), "git": git,
+        "environment": environment_info(), "started": _now(), "ended": None, "jobs": jobs,
+        "seeds": {s.name: prof.seed for s in specs},
+        "notebooks": {s.name: {"status": "pending", "parameters": params[s.name],
+                               "source_sha256": sha256_file(sources[s.name])} for s in specs},
+        "output_root": str(output_root),
+    }
+    manifest_path = run_dir / MANIFEST_FILE
+    atomic_write_json(manifest_path, manifest)
+
+    def finish(res: dict) -> None:
+        manifest["notebooks"][res["name"]].update(res)
+        manifest.update(_fold_events(run_dir))
+        atomic_write_json(manifest_path, manifest)
+
+    if jobs == 1:
+        for i, s in enumerate(specs):
+            finish(execute_one(str(sources[s.name]), str(run_dir), params[s.name], kernel, i))
+    else:
+        # Separate processes: each notebook's kernel, progress bar and log are independent.
+        with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futs = [pool.submit(execute_one, str(sources[s.name]), str(run_dir), params[s.name], kernel, i)
+                    for i, s in enumerate(specs)]
+            for fut in cf.as_completed(futs):
+                finish(fut.result())
+
+    manifest["ended"] = _now()
+    manifest.update(_fold_events(run_dir))
+    from lrkit.runs.artifacts import run_artifacts
+
+    manifest["artifacts"] = run_artifacts(output_root, run_id)
+    atomic_write_json(manifest_path, manifest)
+    index = write_index(run_dir, manifest)
+    return ReproduceResult(run_id, run_dir, index,
+                           {name: nb["status"] for name, nb in manifest["notebooks"].items()})
