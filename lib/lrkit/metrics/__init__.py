@@ -1,0 +1,1 @@
+"""Metrics: each name fixes a whole protocol (features, preprocessing, weights, aggregation)."""

@@ -1,0 +1,239 @@
+"""Every pretrained weight file the kit can use: where it comes from, its checksum, where it is cached.
+
+Online users run ``lrkit weights fetch NAME`` (or let a metric fetch on first use); offline, every consumer fails
+with one message naming the file, where to put it and its checksum (:class:`WeightsUnavailable`). Nothing is ever
+substituted silently.
+
+Checksums: torchvision and pytorch-fid name their files after the first 8 hex digits of the file's sha256 (the
+``torch.hub`` convention, e.g. ``vgg16-397923af.pth``). Where no full sha256 is published we verify that prefix
+and say so (``verified="sha256-prefix"``); a full digest, when known, is checked in full.
+
+A file passed explicitly (``--weights FILE`` / ``override=``) whose digest is not the official one is accepted as
+**unverified weights**: every output that used it says so, with the file's sha256. That is how tests and offline
+experiments run the real code paths on files of the right architecture with other (e.g. random) weights.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from lrkit.fsutil import cache_dir, sha256_file
+
+
+class WeightsUnavailable(RuntimeError):
+    """A needed weight file is missing and could not be fetched (offline). The message says how to fix it."""
+
+
+class WeightsChecksumError(RuntimeError):
+    """A file sits at the official location but its checksum is not the official one."""
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    name: str  # registry key
+    filename: str
+    url: str  # where an online user's copy comes from ("" for files shipped inside a pip package)
+    sha256: str | None  # full digest where published
+    sha256_prefix: str  # leading hex digits of sha256 carried in the official file name
+    used_by: tuple[str, ...]  # metric / model names
+    description: str
+    package_locator: str = ""  # "module:function" returning the path, for files a pip package ships
+
+    def checksum_text(self) -> str:
+        if self.sha256:
+            return f"sha256 {self.sha256}"
+        return f"sha256 starting with {self.sha256_prefix} (the full digest is not published)"
+
+
+WEIGHTS: dict[str, WeightSpec] = {
+    w.name: w
+    for w in (
+        WeightSpec(
+            "pytorchfid_inception", "pt_inception-2015-12-05-6726825d.pth",
+            "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
+            None, "6726825d", ("fid_pytorchfid",),
+            "pytorch-fid's port of the TF Inception (2015-12-05) used by the original FID code",
+        ),
+        WeightSpec(
+            "torchvision_inception_v3", "inception_v3_google-0cc3c7bd.pth",
+            "https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth",
+            None, "0cc3c7bd", ("fid_starganv2",),
+            "torchvision Inception-v3 ImageNet weights (StarGAN v2's FID protocol)",
+        ),
+        WeightSpec(
+            "torchvision_alexnet", "alexnet-owt-7be5be79.pth",
+            "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+            None, "7be5be79", ("lpips_diversity", "lpips"),
+            "torchvision AlexNet ImageNet weights (the LPIPS backbone; the linear heads ship with the lpips package)",
+        ),
+        WeightSpec(
+            "torchvision_vgg16", "vgg16-397923af.pth",
+            "https://download.pytorch.org/models/vgg16-397923af.pth",
+            None, "397923af", ("prdc_vgg16",),
+            "torchvision VGG16 ImageNet weights (fc2 features for density/coverage)",
+        ),
+        WeightSpec(
+            "torchvision_vgg19", "vgg19-dcbb9e9d.pth",
+            "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
+            None, "dcbb9e9d", ("perceptual losses",),
+            "torchvision VGG19 ImageNet weights (perceptual losses of the SR papers)",
+        ),
+    )
+}
+
+
+def weights_dir() -> Path:
+    """``$LRKIT_WEIGHTS_DIR`` if set, else ``~/.cache/lrkit/weights`` (``$LRKIT_CACHE_DIR/weights``)."""
+    env = os.environ.get("LRKIT_WEIGHTS_DIR")
+    if env:
+        path = Path(env)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    return cache_dir("weights")
+
+
+def get_spec(name: str) -> WeightSpec:
+    try:
+        return WEIGHTS[name]
+    except KeyError:
+        raise KeyError(f"unknown weight file {name!r}; known: {', '.join(WEIGHTS)}") from None
+
+
+@dataclass(frozen=True)
+class ResolvedWeights:
+    name: str
+    path: Path
+    sha256: str
+    verified: str | None  # "sha256" | "sha256-prefix" | "package" | None (= unverified weights)
+
+    @property
+    def label(self) -> str:
+        """How tables and logs cite these weights."""
+        if self.verified:
+            return f"{self.name} (sha256 {self.sha256[:12]}, verified: {self.verified})"
+        return f"unverified weights {self.path.name} (sha256 {self.sha256})"
+
+
+_HASH_MEMO: dict[tuple[str, int, int], str] = {}
+
+
+def _hash(path: Path) -> str:
+    """sha256 of a file, remembered per (path, size, mtime) so a 100 MB file is hashed once per process."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _HASH_MEMO:
+        _HASH_MEMO[key] = sha256_file(path)
+    return _HASH_MEMO[key]
+
+
+def _verification(spec: WeightSpec, digest: str) -> str | None:
+    if spec.sha256:
+        return "sha256" if digest == spec.sha256 else None
+    return "sha256-prefix" if digest.startswith(spec.sha256_prefix) else None
+
+
+def official_path(name: str) -> Path:
+    spec = get_spec(name)
+    if spec.package_locator:
+        module, func = spec.package_locator.split(":")
+        return Path(getattr(importlib.import_module(module), func)())
+    return weights_dir() / spec.filename
+
+
+def unavailable_message(spec: WeightSpec, reason: str = "") -> str:
+    where = weights_dir() / spec.filename
+    return (
+        f"weight file {spec.filename} ({spec.description}) is not available{': ' + reason if reason else ''}. "
+        f"On an online machine run 'lrkit weights fetch {spec.name}', or download {spec.url} and put it at "
+        f"{where} ({spec.checksum_text()}); set LRKIT_WEIGHTS_DIR to use another folder."
+    )
+
+
+def resolve(name: str, override: str | os.PathLike | None = None, fetch_if_missing: bool = False) -> ResolvedWeights:
+    """The file to load for ``name``: ``override`` if given (verified or not), else the official cached copy."""
+    spec = get_spec(name)
+    if override:
+        path = Path(override)
+        if not path.is_file():
+            raise FileNotFoundError(f"--weights {path}: no such file")
+        digest = _hash(path)
+        return ResolvedWeights(name, path, digest, _verification(spec, digest))
+    path = official_path(name)
+    if spec.package_locator:
+        if not path.is_file():
+            raise WeightsUnavailable(f"{spec.filename} should ship with a pip package but {path} is missing; "
+                                     "reinstall the kit ('make install')")
+        return ResolvedWeights(name, path, _hash(path), "package")
+    if not path.is_file():
+        if fetch_if_missing:
+            fetch(name)
+        else:
+            raise WeightsUnavailable(unavailable_message(spec))
+    digest = _hash(path)
+    verified = _verification(spec, digest)
+    if verified is None:
+        raise WeightsChecksumError(
+            f"{path} has sha256 {digest}, but {spec.filename} must have {spec.checksum_text()}. Delete it and run "
+            f"'lrkit weights fetch {name}', or pass the file explicitly (--weights) to use it as unverified weights."
+        )
+    return ResolvedWeights(name, path, digest, verified)
+
+
+def fetch(name: str, url: str | None = None, timeout: float = 60.0, progress: bool = True) -> Path:
+    """Download ``name`` into the weights folder (``.part`` file, checksum, atomic rename). Offline: a clear error."""
+    from tqdm.auto import tqdm
+    import hashlib
+
+    spec = get_spec(name)
+    if spec.package_locator:
+        return official_path(name)
+    dest = weights_dir() / spec.filename
+    if dest.is_file() and _verification(spec, _hash(dest)):
+        return dest
+    part = dest.with_name(dest.name + ".part")
+    h = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url or spec.url, timeout=timeout) as resp, open(part, "wb") as out:
+            total = int(resp.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=spec.filename, disable=not progress) as bar:
+                while chunk := resp.read(1 << 20):
+                    out.write(chunk)
+                    h.update(chunk)
+                    bar.update(len(chunk))
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        part.unlink(missing_ok=True)
+        raise WeightsUnavailable(unavailable_message(spec, f"download failed ({exc})")) from None
+    digest = h.hexdigest()
+    if _verification(spec, digest) is None:
+        bad = dest.with_name(f"{dest.name}.sha256-mismatch-{digest[:12]}")
+        os.replace(part, bad)
+        raise WeightsChecksumError(f"downloaded {spec.filename} has sha256 {digest}, expected {spec.checksum_text()}; "
+                                   f"kept at {bad} for inspection")
+    os.replace(part, dest)
+    return dest
+
+
+def status() -> list[dict]:
+    """One row per weight file: name, file, source, checksum, cache path, present, verified."""
+    rows = []
+    for spec in WEIGHTS.values():
+        try:
+            path = official_path(spec.name)
+        except ImportError as exc:
+            path, present, verified = None, False, f"package missing ({exc})"
+        else:
+            present = path.is_file()
+            verified = None
+            if present:
+                verified = "package" if spec.package_locator else (_verification(spec, _hash(path)) or "MISMATCH")
+        rows.append({
+            "name": spec.name, "file": spec.filename, "url": spec.url or "(ships with a pip package)",
+            "checksum": spec.checksum_text(), "path": str(path), "present": present, "verified": verified,
+            "used_by": ", ".join(spec.used_by),
+        })
+    return rows
