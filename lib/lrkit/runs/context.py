@@ -40,9 +40,13 @@ class RunContext:
             {"kind": kind, "notebook": self.notebook, "time": _now(), **data},
         )
 
-    def record_dataset(self, name: str, fingerprint: str, **info) -> None:
-        """A dataset this notebook read, identified by its content fingerprint (never by path alone)."""
+    def record_dataset(self, name: str, fingerprint: str, **info) -> str:
+        """Record a dataset this notebook read by its content fingerprint (never by path alone).
+
+        Returns the label tables and figures should cite: ``name@<first 12 hex digits of the fingerprint>``.
+        """
         self.record("dataset", name=name, fingerprint=fingerprint, **info)
+        return f"{name}@{fingerprint[:12]}"
 
     def record_weights(self, name: str, path: str, sha256: str, verified: bool) -> None:
         self.record("weights", name=name, path=str(path), sha256=sha256, verified=verified)

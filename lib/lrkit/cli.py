@@ -1,0 +1,148 @@
+"""The ``lrkit`` command line. Each subcommand is a thin wrapper over a library function."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from lrkit.profiles import PROFILES
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from lrkit.runs.reproduce import reproduce
+
+    res = reproduce(profile=args.profile, only=args.only, data_root=args.data_root, jobs=args.jobs,
+                    device=args.device, output_root=args.output_root, runs_dir=args.runs_dir)
+    width = max(len(n) for n in res.statuses)
+    print(f"\nrun {res.run_id} (profile {args.profile})", file=sys.stderr)
+    for name, status in res.statuses.items():
+        print(f"  {name:<{width}}  {status}", file=sys.stderr)
+    print(f"HTML report: {res.index_html}")
+    return 0 if res.ok else 1
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from lrkit.runs.compare import compare_runs
+    from lrkit.runs.provenance import repo_root
+
+    res = compare_runs(args.run_a, args.run_b, Path(args.output_root or repo_root()), rtol=args.rtol, atol=args.atol)
+    print(json.dumps(res.to_dict(), indent=2, default=str) if args.json else res.format(show_all=args.all))
+    return 0
+
+
+def _cmd_data_check(args: argparse.Namespace) -> int:
+    from lrkit.data.check import main_check
+
+    return main_check(args.path, as_json=args.json)
+
+
+def _cmd_data_download(args: argparse.Namespace) -> int:
+    from lrkit.data.download import main_download
+
+    return main_download(args.name, args.root)
+
+
+def _cmd_data_synth(args: argparse.Namespace) -> int:
+    from lrkit.data.synthfaces import export_folder
+
+    out = export_folder(args.variant, args.out, n_train=args.n_train, n_val=args.n_val, size=args.size,
+                        seed=args.seed)
+    print(out)
+    return 0
+
+
+def _cmd_weights(args: argparse.Namespace) -> int:
+    from lrkit import weights as W
+
+    if args.action == "status":
+        rows = W.status()
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        else:
+            print(f"weights folder: {W.weights_dir()} (set LRKIT_WEIGHTS_DIR to change)")
+            for r in rows:
+                state = "present" if r["present"] else "MISSING"
+                if r["present"]:
+                    state += f", verified: {r['verified']}"
+                print(f"- {r['name']}: {state}\n    file {r['file']}  {r['checksum']}\n    from {r['url']}"
+                      f"\n    at {r['path']}\n    used by {r['used_by']}")
+        return 0
+    names = args.names or [n for n in W.WEIGHTS]
+    if args.action == "path":
+        for n in names:
+            print(W.official_path(n))
+        return 0
+    failed = 0
+    for n in names:  # fetch
+        try:
+            print(W.fetch(n))
+        except (W.WeightsUnavailable, W.WeightsChecksumError) as exc:
+            print(f"lrkit: error: {exc}", file=sys.stderr)
+            failed += 1
+    return 2 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lrkit", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("reproduce", help="execute the notebooks of a profile into a new versioned run")
+    r.add_argument("--profile", default="smoke", choices=list(PROFILES))
+    r.add_argument("--only", nargs="+", metavar="NAME", help="run only these notebooks (file stems)")
+    r.add_argument("--data-root", help="a real dataset folder (StarGAN v2 layout or flat)")
+    r.add_argument("--jobs", type=int, default=1, help="notebooks executed in parallel (default 1)")
+    r.add_argument("--device", default="auto", help="auto (the profile's), cpu, cuda, cuda:N")
+    r.add_argument("--output-root", help="where paper_tables/ and figures/ are written (default: the checkout)")
+    r.add_argument("--runs-dir", help="where run folders are created (default: <checkout>/runs)")
+    r.set_defaults(func=_cmd_reproduce)
+
+    c = sub.add_parser("compare", help="which numbers changed between two runs, and by how much")
+    c.add_argument("run_a")
+    c.add_argument("run_b")
+    c.add_argument("--all", action="store_true", help="list unchanged numbers too")
+    c.add_argument("--json", action="store_true")
+    c.add_argument("--rtol", type=float, default=0.0, help="relative tolerance for 'changed' (default 0)")
+    c.add_argument("--atol", type=float, default=0.0, help="absolute tolerance for 'changed' (default 0)")
+    c.add_argument("--output-root", help="where paper_tables/ and figures/ live (default: the checkout)")
+    c.set_defaults(func=_cmd_compare)
+
+    d = sub.add_parser("data", help="datasets: check, download, export synthfaces")
+    dsub = d.add_subparsers(dest="data_command", required=True)
+    dc = dsub.add_parser("check", help="counts per split/domain, sizes, unreadable files, content fingerprint")
+    dc.add_argument("path")
+    dc.add_argument("--json", action="store_true")
+    dc.set_defaults(func=_cmd_data_check)
+    dd = dsub.add_parser("download", help="fetch a public dataset archive, verify it and unpack it")
+    dd.add_argument("name", choices=["celeba_hq", "afhq"])
+    dd.add_argument("--root", default="data", help="folder that receives <name>/{train,val}/... (default ./data)")
+    dd.set_defaults(func=_cmd_data_download)
+    ds = dsub.add_parser("synth", help="write synthfaces as PNG folders in the StarGAN v2 layout")
+    ds.add_argument("--variant", default="faces", choices=["faces", "animals"])
+    ds.add_argument("--out", required=True)
+    ds.add_argument("--n-train", type=int, default=500, help="images per domain in train")
+    ds.add_argument("--n-val", type=int, default=100, help="images per domain in val")
+    ds.add_argument("--size", type=int, default=128)
+    ds.add_argument("--seed", type=int, default=0)
+    ds.set_defaults(func=_cmd_data_synth)
+    w = sub.add_parser("weights", help="pretrained weight files: status, fetch (online), path")
+    w.add_argument("action", choices=["status", "fetch", "path"])
+    w.add_argument("names", nargs="*", help="weight names (default: all)")
+    w.add_argument("--json", action="store_true")
+    w.set_defaults(func=_cmd_weights)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, RuntimeError, KeyError) as exc:
+        # Bad input: one clear line, no traceback (the message names the problem and the fix).
+        print(f"lrkit: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""Opening a real dataset folder for a profile, and drawing a seeded batch from any dataset."""
+
+from __future__ import annotations
+
+import torch
+
+from lrkit.data.folders import ImageFolderDataset, detect_layout
+
+
+def open_real(data_root: str, hr_size: int, split: str = "train", **kwargs) -> ImageFolderDataset:
+    """A real dataset at ``hr_size``; ``split`` applies to the StarGAN v2 layout only (others have none)."""
+    layout = detect_layout(data_root)
+    return ImageFolderDataset(data_root, split=split if layout == "stargan" else None, hr_size=hr_size, **kwargs)
+
+
+def sample_batch(dataset, n: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """``n`` distinct items drawn with a seeded generator: ``image`` [n, 3, H, W] in [-1, 1], ``domain`` [n]."""
+    if len(dataset) == 0:
+        raise ValueError("cannot sample from an empty dataset")
+    n = min(n, len(dataset))
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(dataset), generator=g)[:n].sort().values.tolist()
+    items = [dataset[i] for i in idx]
+    return {
+        "image": torch.stack([it["image"] for it in items]),
+        "domain": torch.tensor([int(it["domain"]) for it in items]),
+        "index": torch.tensor(idx),
+    }

@@ -1,0 +1,119 @@
+"""Figures the notebooks share: HR/LR grids, factor distributions, and an ipywidgets explorer.
+
+Plotting lives here (not in notebooks) so every notebook draws the same way and the code is tested.
+Images come in as uint8 arrays [N, H, W, 3] or float tensors [N, 3, H, W] in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lrkit.data.ops import downscale, from_uint8, to_uint8
+
+
+def _as_tensor(images) -> torch.Tensor:
+    if isinstance(images, torch.Tensor):
+        return images.float()
+    return from_uint8(np.asarray(images))
+
+
+def lr_versions(images, lr_sizes, mode: str = "avgpool") -> dict[int, np.ndarray]:
+    """uint8 [N, s, s, 3] per LR size s: DS(x) quantized to 8 bits, as a model would receive it."""
+    x = _as_tensor(images)
+    return {s: to_uint8(downscale(x, s, mode=mode)) for s in lr_sizes}
+
+
+def hr_lr_grid(images, lr_sizes=(4, 8, 16, 32), mode: str = "avgpool", title: str = "", row_labels=None):
+    """One row per image: the HR image, then its LR versions (shown with nearest upsampling, as pixels)."""
+    import matplotlib.pyplot as plt
+
+    hr = to_uint8(_as_tensor(images))
+    lrs = lr_versions(images, lr_sizes, mode)
+    n, cols = len(hr), 1 + len(lr_sizes)
+    fig, axes = plt.subplots(n, cols, figsize=(1.6 * cols, 1.6 * n), squeeze=False)
+    for i in range(n):
+        axes[i, 0].imshow(hr[i])
+        for j, s in enumerate(lr_sizes, start=1):
+            axes[i, j].imshow(lrs[s][i], interpolation="nearest")
+        if row_labels is not None:
+            axes[i, 0].set_ylabel(str(row_labels[i]), fontsize=7)
+    for j, lab in enumerate([f"HR {hr.shape[1]}"] + [f"LR {s}x{s}" for s in lr_sizes]):
+        axes[0, j].set_title(lab, fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def factor_summary(factors: dict[str, np.ndarray], specs) -> pd.DataFrame:
+    """One row per factor: group (coarse/fine), kind, and its spread (class frequencies or range)."""
+    rows = []
+    for spec in [s for s in specs if s.group in ("coarse", "fine")]:  # nuisance seeds carry no meaning
+        v = np.asarray(factors[spec.name])
+        if spec.kind == "categorical":
+            counts = np.bincount(v.astype(int), minlength=len(spec.classes))
+            freq = counts / max(len(v), 1)
+            rows.append({"factor": spec.name, "group": spec.group, "kind": spec.kind,
+                         "classes": len(spec.classes), "min_class_freq": freq.min(), "max_class_freq": freq.max(),
+                         "mean": np.nan, "std": np.nan})
+        else:
+            rows.append({"factor": spec.name, "group": spec.group, "kind": spec.kind, "classes": 0,
+                         "min_class_freq": np.nan, "max_class_freq": np.nan,
+                         "mean": float(v.mean()), "std": float(v.std())})
+    return pd.DataFrame(rows).set_index("factor")
+
+
+def factor_distributions(factors: dict[str, np.ndarray], specs, title: str = ""):
+    """Histograms (continuous) and bar charts (categorical) of every factor, coarse ones first."""
+    import matplotlib.pyplot as plt
+
+    specs = sorted((s for s in specs if s.group in ("coarse", "fine")), key=lambda s: (s.group != "coarse", s.name))
+    cols = 6
+    rows = -(-len(specs) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 1.9 * rows), squeeze=False)
+    for ax, spec in zip(axes.flat, specs):
+        v = np.asarray(factors[spec.name])
+        if spec.kind == "categorical":
+            counts = np.bincount(v.astype(int), minlength=len(spec.classes))
+            ax.bar(range(len(counts)), counts, color="tab:orange" if spec.group == "fine" else "tab:blue")
+            ax.set_xticks(range(len(counts)), [c[:6] for c in spec.classes], fontsize=6, rotation=45)
+        else:
+            ax.hist(v, bins=15, color="tab:orange" if spec.group == "fine" else "tab:blue")
+            ax.tick_params(labelsize=6)
+        ax.set_title(f"{spec.name} ({spec.group})", fontsize=7)
+    for ax in list(axes.flat)[len(specs):]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title + "  (blue: coarse, orange: fine)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def lr_explorer(images, lr_sizes=(4, 8, 16, 32), mode: str = "avgpool"):
+    """An ipywidgets panel for JupyterLab: pick an image and an LR size, see HR and LR side by side."""
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+
+    hr = to_uint8(_as_tensor(images))
+    lrs = lr_versions(images, lr_sizes, mode)
+
+    def show(index: int, lr_size: int) -> None:
+        fig, (a, b) = plt.subplots(1, 2, figsize=(5, 2.6))
+        a.imshow(hr[index])
+        a.set_title(f"HR {hr.shape[1]} #{index}", fontsize=8)
+        b.imshow(lrs[lr_size][index], interpolation="nearest")
+        b.set_title(f"LR {lr_size}x{lr_size}", fontsize=8)
+        for ax in (a, b):
+            ax.axis("off")
+        plt.show()
+
+    return widgets.interactive(
+        show,
+        index=widgets.IntSlider(min=0, max=len(hr) - 1, value=0, description="image"),
+        lr_size=widgets.Dropdown(options=list(lr_sizes), value=lr_sizes[min(1, len(lr_sizes) - 1)], description="LR"),
+    )
