@@ -93,3 +93,12 @@ def test_status_lists_every_file(monkeypatch, tmp_path):
 def test_unknown_name():
     with pytest.raises(KeyError, match="known"):
         W.resolve("nope")
+
+
+def test_package_shipped_weights_are_checked(monkeypatch, tmp_path):
+    r = W.resolve("efficientnet_lite0")
+    assert r.verified == "package" and r.sha256 == W.WEIGHTS["efficientnet_lite0"].sha256
+    bad = W.WEIGHTS["efficientnet_lite0"].__class__(**{**W.WEIGHTS["efficientnet_lite0"].__dict__, "sha256": "0" * 64})
+    monkeypatch.setitem(W.WEIGHTS, "efficientnet_lite0", bad)
+    with pytest.raises(W.WeightsChecksumError, match="reinstall"):
+        W.resolve("efficientnet_lite0")

