@@ -84,6 +84,29 @@ def _cmd_weights(args: argparse.Namespace) -> int:
     return 2 if failed else 0
 
 
+def _cmd_metric(args: argparse.Namespace) -> int:
+    from lrkit import weights as W
+    from lrkit.metrics import registry
+
+    spec = registry.get_metric(args.name)
+    try:
+        resolved = registry.resolve_weights(spec, args.weights)
+    except (W.WeightsUnavailable, W.WeightsChecksumError) as exc:
+        print(f"lrkit: {args.name} unavailable: {exc}", file=sys.stderr)
+        return 2
+    values = registry.compute(args.name, real=args.real, fake=args.fake, weights=args.weights,
+                              device=args.device, batch_size=args.batch_size)
+    labels = [r.label for r in resolved]
+    if args.json:
+        print(json.dumps({"metric": args.name, "values": values, "weights": labels}, indent=2))
+    else:
+        for k, v in values.items():
+            print(f"{k}: {v}")
+        for label in labels:
+            print(f"weights: {label}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lrkit", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -126,6 +149,16 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("--size", type=int, default=128)
     ds.add_argument("--seed", type=int, default=0)
     ds.set_defaults(func=_cmd_data_synth)
+    m = sub.add_parser("metric", help="compute one metric on two folders of images (pairwise: paired by file name)")
+    m.add_argument("name", help="metric name, e.g. fid_pytorchfid, lpips, psnr, fd_efficientnet_lite0")
+    m.add_argument("--real", help="reference side: real set, ground truth, sources or LR targets (per metric)")
+    m.add_argument("--fake", required=True, help="generated images (lpips_diversity: one sub-folder per output)")
+    m.add_argument("--weights", help="use this weight file (a non-official file is reported as unverified)")
+    m.add_argument("--device", default="cpu")
+    m.add_argument("--batch-size", type=int, default=32)
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(func=_cmd_metric)
+
     w = sub.add_parser("weights", help="pretrained weight files: status, fetch (online), path")
     w.add_argument("action", choices=["status", "fetch", "path"])
     w.add_argument("names", nargs="*", help="weight names (default: all)")
