@@ -124,7 +124,7 @@ def evaluate(names: list[str], *, real=None, fake=None, weights: dict[str, str] 
     """Run several metrics on the same inputs; unavailable ones are recorded as such, never replaced.
 
     Each record: ``metric``, ``status`` ("ok" | "unavailable"), ``values``, ``weights`` (labels of the files
-    used), ``reason`` (why unavailable), ``time`` and the caller's ``context`` (run id, dataset, ...). With
+    used), ``weights_files`` (name, path, sha256, verified of each), ``reason`` (why unavailable), ``time`` and the caller's ``context`` (run id, dataset, ...). With
     ``results_file`` each record is appended as one JSON line.
     """
     records = []
@@ -136,11 +136,13 @@ def evaluate(names: list[str], *, real=None, fake=None, weights: dict[str, str] 
         try:
             resolved = resolve_weights(spec, override)
         except (W.WeightsUnavailable, W.WeightsChecksumError) as exc:
-            rec.update(status="unavailable", values={}, weights=[], reason=str(exc))
+            rec.update(status="unavailable", values={}, weights=[], weights_files=[], reason=str(exc))
         else:
             opts = {k: v for k, v in kwargs.get(name, {}).items()}
             rec.update(status="ok", values=compute(name, real=real, fake=fake, weights=override, **opts),
-                       weights=[r.label for r in resolved], reason="")
+                       weights=[r.label for r in resolved], reason="",
+                       weights_files=[{"name": r.name, "path": str(r.path), "sha256": r.sha256,
+                                       "verified": bool(r.verified)} for r in resolved])
         if results_file:
             append_jsonl(results_file, rec)
         records.append(rec)

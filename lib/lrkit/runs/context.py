@@ -51,6 +51,12 @@ class RunContext:
     def record_weights(self, name: str, path: str, sha256: str, verified: bool) -> None:
         self.record("weights", name=name, path=str(path), sha256=sha256, verified=verified)
 
+    def record_metric_weights(self, records: list[dict]) -> None:
+        """The weight files behind metric records (``lrkit.metrics.registry.evaluate``), for the manifest."""
+        for rec in records:
+            for w in rec.get("weights_files", []):
+                self.record_weights(w["name"], w["path"], w["sha256"], w["verified"])
+
     def record_skipped(self, dataset: str, skipped: list) -> None:
         """Unreadable images a loader skipped; listed in the run's report so nothing is dropped silently."""
         self.record("skipped_images", dataset=dataset, count=len(skipped), files=[list(s) for s in skipped])
