@@ -34,8 +34,10 @@ def env(tmp_path):
 def test_smoke_batch_twice_then_compare(tmp_path, env):
     out, runs = tmp_path / "out", tmp_path / "runs"
     ids = []
-    for _ in range(2):
-        p = _run_cli("reproduce", "--profile", "smoke", "--output-root", str(out), "--runs-dir", str(runs), env=env)
+    # The data overview twice: two versions to compare. (The whole smoke batch runs in the slow test below.)
+    for only in (["--only", "00_data_overview"], ["--only", "00_data_overview"]):
+        p = _run_cli("reproduce", "--profile", "smoke", *only, "--output-root", str(out), "--runs-dir", str(runs),
+                     env=env)
         assert p.returncode == 0, p.stdout + p.stderr
         m = re.search(r"HTML report: (\S+index\.html)", p.stdout)
         assert m, p.stdout
@@ -75,6 +77,29 @@ def test_smoke_batch_twice_then_compare(tmp_path, env):
     assert p.returncode == 0, p.stderr
     assert "changed" in p.stdout and ", 0 changed" in p.stdout  # synthfaces is deterministic
     assert "figure smoke/data_synthfaces_faces: identical" in p.stdout
+
+
+@pytest.mark.slow
+def test_whole_smoke_batch(tmp_path, env):
+    """Every smoke notebook through the real path; metrics_sanity's numbers must make sense."""
+    from lrkit.runs.artifacts import read_table_csv
+
+    out, runs = tmp_path / "out", tmp_path / "runs"
+    p = _run_cli("reproduce", "--profile", "smoke", "--output-root", str(out), "--runs-dir", str(runs), env=env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    run_id = Path(re.search(r"HTML report: (\S+index\.html)", p.stdout).group(1)).parent.name
+    manifest = json.loads((runs / run_id / "manifest.json").read_text())
+    assert {n: nb["status"] for n, nb in manifest["notebooks"].items()} == {nb.name: "ok" for nb in nbreg.NOTEBOOKS}
+    assert any(w["name"] == "efficientnet_lite0" and w["verified"] for w in manifest["weights"])
+    tables = out / "paper_tables" / "smoke"
+    mono = read_table_csv(tables / "metrics_monotonicity.csv")
+    assert set(mono["monotonic"]) <= {"yes", "unavailable"}
+    rvr = (tables / "metrics_real_vs_real.csv").read_text()
+    assert "fid_pytorchfid,unavailable" in rvr  # offline: reported unavailable, never replaced
+    base = read_table_csv(tables / "metrics_factor_baselines.csv")
+    assert base.loc["ideal", "identity_fine_agreement"] > 0.85 and base.loc["ideal", "faithful_coarse_agreement"] > 0.7
+    assert base.loc["copy source", "faithful_coarse_agreement"] < 0.5
+    assert base.loc["copy target", "identity_fine_agreement"] < base.loc["copy target", "chance_fine"] + 0.15
 
 
 def _write_nb(path: Path, body: str) -> None:

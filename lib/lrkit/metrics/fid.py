@@ -136,8 +136,9 @@ def _build_starganv2(resolved: weights_mod.ResolvedWeights) -> nn.Module:
 
     StarGAN v2 builds ``inception_v3(pretrained=True)`` -- which sets ``transform_input=True`` -- but wraps only its
     layers (Conv2d_1a_3x3 ... Mixed_7c, AdaptiveAvgPool2d) and calls them directly, so ``Inception3.forward`` and its
-    ``_transform_input`` (a re-mapping from [-1, 1] inputs to ImageNet normalization) never run: the
-    ImageNet-normalized image enters Conv2d_1a_3x3 as is. Here: the official file (it includes the AuxLogits keys)
+    ``_transform_input`` never run. (That step re-maps an ImageNet-normalized input to the ``(x - 0.5) / 0.5``
+    scaling the ported Google weights were trained with.) In StarGAN v2's protocol the ImageNet-normalized image
+    therefore enters Conv2d_1a_3x3 as is, and so it does here. The official file (it includes the AuxLogits keys)
     is loaded strictly into ``inception_v3(weights=None, aux_logits=True, init_weights=False)``; then
     ``transform_input=False``, ``fc = Identity`` and the auxiliary head dropped, so ``forward`` in eval mode runs
     exactly those layers (dropout is the identity in eval) and returns the pooled features [B, 2048].
@@ -203,8 +204,8 @@ def _get_model(protocol: str, resolved: weights_mod.ResolvedWeights, device: tor
 @contextlib.contextmanager
 def _exact_fp32(device: torch.device):
     """On CUDA, switch TF32 off for convolutions and matmuls while features are extracted (exact fp32), then
-    restore the caller's settings. PyTorch's default runs fp32 convolutions in TF32 on Ampere and newer GPUs,
-    which moves Inception features by ~1e-3 relative."""
+    restore the caller's settings. PyTorch's default runs fp32 convolutions in TF32 (10-bit mantissa) on Ampere
+    and newer GPUs, which would make GPU features differ from CPU ones far beyond fp32 rounding."""
     if device.type != "cuda":
         yield
         return

@@ -82,3 +82,39 @@ def sweep_figure(sweep: pd.DataFrame, title: str = ""):
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def factor_baselines(synthset, probes, shift: int = 1, device: str = "cpu") -> pd.DataFrame:
+    """Score three reference "translations" of source ``i`` towards target ``i`` (= image ``i + shift``).
+
+    * ``copy source``: output = the source (identity kept, LR target ignored);
+    * ``copy target``: output = the target's real HR image (LR followed, identity lost);
+    * ``ideal``: synthfaces re-rendered with the target's coarse (and nuisance) factors and the source's fine
+      factors: exactly what a perfect I2I-LR translation would produce.
+
+    A trustworthy ``synthfaces_factors`` scores ``ideal`` high on both identity and faithfulness, and each copy
+    high on one only. Returns one row per baseline with the summary keys.
+    """
+    from lrkit.data import synthfaces
+    from lrkit.data.ops import from_uint8
+    from lrkit.metrics.factor_probes import synthfaces_factors
+
+    n = len(synthset.images)
+    tgt = (np.arange(n) + shift) % n
+    src_f = synthset.factors
+    tgt_f = {k: np.asarray(v)[tgt] for k, v in src_f.items()}
+    fine = {s.name for s in synthfaces.FACTORS[synthset.variant] if s.group == "fine"}
+    ideal = np.stack([
+        synthfaces.render({k: (src_f[k][i] if k in fine else tgt_f[k][i]).item() for k in src_f},
+                          synthset.size, synthset.variant)
+        for i in range(n)
+    ])
+    outputs = {"copy source": synthset.images, "copy target": synthset.images[tgt], "ideal": ideal}
+    keys = ["identity_fine_agreement", "identity_fine_agreement_target", "faithful_coarse_agreement",
+            "faithful_coarse_mae", "chance_fine", "probe_min_fine_accuracy"]
+    rows = []
+    for name, imgs in outputs.items():
+        res = synthfaces_factors(from_uint8(imgs), src_f, tgt_f, variant=synthset.variant, probes=probes,
+                                 device=device)
+        rows.append({"output": name, **{k: res.get(k, np.nan) for k in keys}})
+    return pd.DataFrame(rows).set_index("output")

@@ -18,6 +18,8 @@ class NotebookSpec:
 NOTEBOOKS: tuple[NotebookSpec, ...] = (
     NotebookSpec("00_data_overview", "Data overview: synthfaces (and a real dataset) at HR and LR",
                  ("smoke", "quick", "paper")),
+    NotebookSpec("metrics_sanity", "Metric sanity: real vs real, real vs degraded, factor probe accuracy",
+                 ("smoke", "quick", "paper")),
 )
 
 
