@@ -10,7 +10,9 @@ import sys
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
+from PIL import Image
 
 from lrkit import cli
 from lrkit.runs import notebooks as nbreg
@@ -34,10 +36,18 @@ def env(tmp_path):
 def test_smoke_batch_twice_then_compare(tmp_path, env):
     out, runs = tmp_path / "out", tmp_path / "runs"
     ids = []
-    # The data overview twice: two versions to compare. (The whole smoke batch runs in the slow test below.)
-    for only in (["--only", "00_data_overview"], ["--only", "00_data_overview"]):
-        p = _run_cli("reproduce", "--profile", "smoke", *only, "--output-root", str(out), "--runs-dir", str(runs),
-                     env=env)
+    # A tiny real dataset in the StarGAN v2 layout, with one unreadable file that must be listed in the report.
+    real = tmp_path / "real"
+    for split, dom in (("train", "female"), ("train", "male"), ("val", "female")):
+        (real / split / dom).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.full((80, 80, 3), 40 * i + 20, np.uint8)).save(real / split / dom / f"{i}.png")
+    (real / "train" / "male" / "broken.png").write_bytes(b"\x89PNG not really")
+    # The data overview twice (the second time with the real dataset): two versions to compare.
+    # (The whole smoke batch runs in the slow test below.)
+    for extra in ([], ["--data-root", str(real)]):
+        p = _run_cli("reproduce", "--profile", "smoke", "--only", "00_data_overview", *extra, "--output-root",
+                     str(out), "--runs-dir", str(runs), env=env)
         assert p.returncode == 0, p.stdout + p.stderr
         m = re.search(r"HTML report: (\S+index\.html)", p.stdout)
         assert m, p.stdout
@@ -66,6 +76,9 @@ def test_smoke_batch_twice_then_compare(tmp_path, env):
     for src in re.findall(r'<img src="([^"]+)"', page):
         assert (run_dir / src).resolve().is_file(), src
     assert "data_synthfaces_faces" in page and (run_dir / "logs" / "00_data_overview.log").exists()
+    assert "data_real" in page and "broken.png" in page  # the skipped file is listed, never silent
+    assert manifest["skipped_images"][0]["count"] == 1
+    assert any(d["name"].startswith("real:") for d in manifest["datasets"])
 
     # Two runs, two versions of every artifact; the latest names the second run.
     hist = sorted((out / "paper_tables/smoke/history/data_synthfaces_faces_factors").glob("*.csv"))
@@ -75,6 +88,7 @@ def test_smoke_batch_twice_then_compare(tmp_path, env):
 
     p = _run_cli("compare", ids[0], ids[1], "--output-root", str(out), env=env)
     assert p.returncode == 0, p.stderr
+    assert f"only in {ids[1]}: smoke/data_real" in p.stdout
     assert "changed" in p.stdout and ", 0 changed" in p.stdout  # synthfaces is deterministic
     assert "figure smoke/data_synthfaces_faces: identical" in p.stdout
 
