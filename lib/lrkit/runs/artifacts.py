@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lrkit.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text
+from lrkit.fsutil import atomic_write_bytes, atomic_write_json
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 TABLE_DIR = "paper_tables"
@@ -79,16 +79,19 @@ def save_table(df: pd.DataFrame, name: str, *, root: Path, run_id: str, profile:
     if not isinstance(df, pd.DataFrame) or df.empty:
         raise ValueError(f"table {name!r}: expected a non-empty pandas DataFrame")
     meta = _meta("table", name, run_id, profile, title, dataset, weights, device, reference, notes)
-    base = Path(root) / TABLE_DIR / profile
-    hist = base / "history" / name
-    texts = _table_texts(df, meta)
-    meta["files"] = {ext: str((hist / f"{run_id}.{ext}").relative_to(root)) for ext in texts}
-    for ext, text in texts.items():
-        atomic_write_text(hist / f"{run_id}.{ext}", text)
-    atomic_write_json(hist / f"{run_id}.json", meta)
-    for ext, text in texts.items():
-        atomic_write_text(base / f"{name}.{ext}", text)
-    atomic_write_json(base / f"{name}.json", meta)
+    payload = {ext: text.encode("utf-8") for ext, text in _table_texts(df, meta).items()}
+    return _write_versions(Path(root), TABLE_DIR, meta, payload)
+
+
+def _write_versions(root: Path, top: str, meta: dict, payload: dict[str, bytes]) -> dict:
+    """Write ``payload`` (extension -> bytes) and the provenance sidecar: history copy first, then the latest."""
+    base = root / top / meta["profile"]
+    hist = base / "history" / meta["name"]
+    meta["files"] = {ext: str((hist / f"{meta['run_id']}.{ext}").relative_to(root)) for ext in payload}
+    for stem, folder in ((meta["run_id"], hist), (meta["name"], base)):
+        for ext, data in payload.items():
+            atomic_write_bytes(folder / f"{stem}.{ext}", data)
+        atomic_write_json(folder / f"{stem}.json", meta)
     return meta
 
 
@@ -104,16 +107,7 @@ def save_figure(fig, name: str, *, root: Path, run_id: str, profile: str, title:
         md = {"Title": title, "Description": prov} if ext == "png" else {"Title": title, "Subject": prov}
         fig.savefig(buf, format=ext, dpi=dpi, bbox_inches="tight", metadata=md)
         payload[ext] = buf.getvalue()
-    base = Path(root) / FIGURE_DIR / profile
-    hist = base / "history" / name
-    meta["files"] = {ext: str((hist / f"{run_id}.{ext}").relative_to(root)) for ext in payload}
-    for ext, data in payload.items():
-        atomic_write_bytes(hist / f"{run_id}.{ext}", data)
-    atomic_write_json(hist / f"{run_id}.json", meta)
-    for ext, data in payload.items():
-        atomic_write_bytes(base / f"{name}.{ext}", data)
-    atomic_write_json(base / f"{name}.json", meta)
-    return meta
+    return _write_versions(Path(root), FIGURE_DIR, meta, payload)
 
 
 def run_artifacts(root: Path, run_id: str) -> list[dict]:
