@@ -1,0 +1,99 @@
+"""The image sets a trainer or an evaluation reads, for synthfaces and for real folders alike.
+
+``open_images`` returns an ``ImageSet``: a pool of images (``lrkit.train.batches.ImagePool``), a label for
+tables and manifests ("synthfaces-faces@<fp12>" or "celeba_hq@<fp12>"), the fingerprint, and for synthfaces the
+true factors of every image (what the factor probes score against).
+
+Fingerprints: synthfaces sets use ``SynthSet.fingerprint()`` restricted to the selected rows (content hash). Real
+folders use a *listing* fingerprint (sha256 over sorted "relative path, size in bytes" lines) because hashing 30k
+JPEGs at every start of training would cost minutes; ``lrkit data check`` gives the content fingerprint. The
+label says which one it is ("listing:" prefix), so the two are never confused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lrkit.data import synthfaces as sf
+from lrkit.data.folders import ImageFolderDataset, detect_layout
+from lrkit.train.batches import ArrayPool, DatasetPool, ImagePool
+
+__all__ = ["ImageSet", "open_images", "REAL_DATASETS"]
+
+REAL_DATASETS = ("celeba_hq", "afhq")
+
+
+@dataclass
+class ImageSet:
+    pool: ImagePool
+    name: str  # dataset name as in tables: "synthfaces-faces", "celeba_hq", "afhq"
+    split: str
+    fingerprint: str
+    factors: dict[str, np.ndarray] | None = None  # synthfaces: every factor, rows aligned with the pool
+    variant: str | None = None  # synthfaces variant
+    domain_names: tuple[str, ...] = ()
+    domain: np.ndarray | None = None  # int64 [N] index into domain_names
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}@{self.fingerprint[:12]}"
+
+    def __len__(self) -> int:
+        return len(self.pool)
+
+
+def _synth(variant: str, split: str, n: int, size: int, seed: int, domains) -> ImageSet:
+    names = sf.DOMAINS[variant]
+    selected = tuple(names) if domains is None else tuple(domains)
+    bad = [d for d in selected if d not in names]
+    if bad:
+        raise ValueError(f"synthfaces variant {variant!r} has domains {names}, not {bad}")
+    # Domains are exactly balanced per block of len(names) images, so this many per domain covers n.
+    per_domain = math.ceil(n / len(selected))
+    full = sf.generate(variant, split, per_domain * len(names), size, seed)
+    rows = np.flatnonzero(np.isin(full.domain, [names.index(d) for d in selected]))[:n]
+    images = full.images[rows]
+    factors = {k: v[rows] for k, v in full.factors.items()}
+    h = hashlib.sha256(full.fingerprint().encode())
+    h.update(rows.astype(np.int64).tobytes())
+    remap = {names.index(d): i for i, d in enumerate(selected)}
+    domain = np.array([remap[int(d)] for d in full.domain[rows]], np.int64)
+    return ImageSet(ArrayPool(images), f"synthfaces-{variant}", split, h.hexdigest(), factors, variant,
+                    selected, domain)
+
+
+def _listing_fingerprint(ds: ImageFolderDataset) -> str:
+    h = hashlib.sha256(b"listing-v1\n")
+    for path, label in sorted(ds.samples):
+        rel = Path(path).relative_to(ds.root).as_posix()
+        h.update(f"{rel}\t{Path(path).stat().st_size}\t{label}\n".encode())
+    return "listing:" + h.hexdigest()
+
+
+def open_images(dataset: str, split: str, hr_size: int, *, n: int = 0, seed: int = 0, synth_variant: str = "faces",
+                domains=None, data_root: str | None = None) -> ImageSet:
+    """Images of ``dataset`` ("synthfaces" or a real one read from ``data_root``) at ``hr_size`` px.
+
+    synthfaces: ``n`` images of the selected domains (rendered, cached). Real: every readable image of the split
+    (StarGAN v2 layout) or of the folder (other layouts), restricted to ``domains``.
+    """
+    if dataset == "synthfaces":
+        if n < 1:
+            raise ValueError("open_images: synthfaces needs n >= 1 images")
+        return _synth(synth_variant, split, int(n), int(hr_size), int(seed), domains)
+    if dataset not in REAL_DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; use 'synthfaces' or one of {REAL_DATASETS}")
+    if not data_root:
+        raise ValueError(f"dataset {dataset!r} needs its folder: pass --data-root PATH (get it with "
+                         f"`lrkit data download {dataset} --root PATH`), or use a synthfaces preset (*_smoke, *_quick)")
+    layout = detect_layout(data_root)
+    ds = ImageFolderDataset(data_root, split=split if layout == "stargan" else None, domains=domains,
+                            hr_size=hr_size, hflip=False)
+    fp = _listing_fingerprint(ds)
+    return ImageSet(DatasetPool(ds), dataset, split, fp, None, None, tuple(ds.domain_names),
+                    np.asarray(ds.targets, np.int64))
