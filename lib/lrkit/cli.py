@@ -107,6 +107,66 @@ def _cmd_metric(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_i2ilr(args: argparse.Namespace) -> int:
+    import torch
+
+    from lrkit.runs.context import runs_root
+    from lrkit.train.i2ilr_config import get_preset
+    from lrkit.train.i2ilr_task import train_i2ilr
+
+    cfg = get_preset(args.preset)
+    overrides = {k: v for k, v in (("steps", args.steps), ("seed", args.seed), ("precision", args.precision))
+                 if v is not None}
+    cfg = cfg.with_overrides(**overrides)
+    run_dir = Path(args.run_dir) if args.run_dir else runs_root() / "train" / f"i2ilr-{cfg.preset}"
+    device = args.device
+    if device == "auto":
+        device = "cpu" if cfg.preset.endswith("_smoke") else "cuda"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"preset {cfg.preset!r} runs on {device!r} but no CUDA device is visible; pass "
+                           "--device cpu to train it on the CPU anyway (slow), or use a *_smoke preset")
+    res = train_i2ilr(cfg, run_dir, data_root=args.data_root, device=device, resume=args.resume,
+                      progress=not args.no_progress)
+    print(f"trained {cfg.preset} to step {res.final_step} in {res.run_dir}")
+    print(f"checkpoint: {res.checkpoint}")
+    return 0
+
+
+def _cmd_translate(args: argparse.Namespace) -> int:
+    from lrkit.inference.i2ilr import load_i2ilr, load_images, prepare_targets, translate
+    from lrkit.fsutil import atomic_write_bytes
+    from lrkit.viz import translation_grid
+    from lrkit.data.ops import to_uint8
+    import io
+    from PIL import Image
+
+    if args.method != "i2ilr":
+        raise ValueError(f"translate --method {args.method} is not available yet; use --method i2ilr")
+    if not args.target:
+        raise ValueError("give at least one --target IMG (an LR image or an HR image that is downscaled first)")
+    model = load_i2ilr(args.checkpoint, device=args.device)
+    cfg = model.config
+    sources = load_images(args.source)
+    targets = prepare_targets(load_images(args.target), cfg.lr_size)
+    S, T = len(sources), len(targets)
+    out = translate(model.G, sources.repeat(T, 1, 1, 1), targets.repeat_interleave(S, 0))
+    outdir = Path(args.out)
+    outdir.mkdir(parents=True, exist_ok=True)
+    u8 = to_uint8(out)
+    for t in range(T):
+        for s in range(S):
+            name = f"{Path(args.target[t]).stem}__{Path(args.source[s]).stem}.png"
+            buf = io.BytesIO()
+            Image.fromarray(u8[t * S + s]).save(buf, format="PNG")
+            atomic_write_bytes(outdir / name, buf.getvalue())
+    grid = translation_grid(sources, targets, out.view(T, S, *out.shape[1:]))
+    buf = io.BytesIO()
+    Image.fromarray(to_uint8(grid)).save(buf, format="PNG")
+    atomic_write_bytes(outdir / "grid.png", buf.getvalue())
+    print(f"{T * S} images and grid.png written to {outdir} ({model.label})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lrkit", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -159,6 +219,29 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=_cmd_metric)
 
+    t = sub.add_parser("train", help="train a model from a named preset (checkpoints, resume, JSONL losses)")
+    tsub = t.add_subparsers(dest="method", required=True)
+    ti = tsub.add_parser("i2ilr", help="I2I-LR (presets: lrkit.train.i2ilr_config)")
+    ti.add_argument("--preset", required=True, help="e.g. celebahq128, afhq_cat, lr16, celebahq128_smoke")
+    ti.add_argument("--steps", type=int, help="train up to this many steps (default: the preset's)")
+    ti.add_argument("--run-dir", help="default: <checkout>/runs/train/i2ilr-<preset>")
+    ti.add_argument("--resume", action="store_true", help="continue from the run dir's latest checkpoint")
+    ti.add_argument("--data-root", help="the dataset folder for real-data presets (celebahq*, afhq_*, lr*)")
+    ti.add_argument("--device", default="auto", help="auto (cpu for *_smoke, else cuda), cpu, cuda, cuda:N")
+    ti.add_argument("--seed", type=int)
+    ti.add_argument("--precision", choices=["fp32", "bf16"])
+    ti.add_argument("--no-progress", action="store_true")
+    ti.set_defaults(func=_cmd_train_i2ilr)
+
+    tr = sub.add_parser("translate", help="translate HR sources to LR targets with a trained checkpoint")
+    tr.add_argument("--method", default="i2ilr", choices=["i2ilr", "stargan2"])
+    tr.add_argument("--checkpoint", required=True)
+    tr.add_argument("--source", nargs="+", required=True, help="HR source images (the generator's HR size)")
+    tr.add_argument("--target", nargs="+", help="LR targets, or HR images (downscaled to the LR size first)")
+    tr.add_argument("--out", required=True, help="folder for <target>__<source>.png and grid.png")
+    tr.add_argument("--device", default="cpu")
+    tr.set_defaults(func=_cmd_translate)
+
     w = sub.add_parser("weights", help="pretrained weight files: status, fetch (online), path")
     w.add_argument("action", choices=["status", "fetch", "path"])
     w.add_argument("names", nargs="*", help="weight names (default: all)")
@@ -171,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, RuntimeError, KeyError) as exc:
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError, KeyError) as exc:
         # Bad input: one clear line, no traceback (the message names the problem and the fix).
         print(f"lrkit: error: {exc}", file=sys.stderr)
         return 2

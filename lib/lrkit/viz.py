@@ -117,3 +117,52 @@ def lr_explorer(images, lr_sizes=(4, 8, 16, 32), mode: str = "avgpool"):
         index=widgets.IntSlider(min=0, max=len(hr) - 1, value=0, description="image"),
         lr_size=widgets.Dropdown(options=list(lr_sizes), value=lr_sizes[min(1, len(lr_sizes) - 1)], description="LR"),
     )
+
+
+def translation_grid(sources: torch.Tensor, targets_lr: torch.Tensor, outputs: torch.Tensor,
+                     targets_hr: torch.Tensor | None = None, pad: int = 2) -> torch.Tensor:
+    """The paper's Fig. 5 layout as one image [3, H', W'] in [-1, 1].
+
+    ``sources`` [S, 3, H, H] go across the top row; ``targets_lr`` [T, 3, l, l] down the left column (nearest
+    upsampled to H, so LR pixels show as blocks); ``outputs`` [T, S, 3, H, H] fill the grid (row t = target t);
+    ``targets_hr`` [T, 3, H, H], when given, form a last column (the real HR target, never seen by the model).
+    White (1.0) padding of ``pad`` px and a blank top-left cell.
+    """
+    S, T = sources.shape[0], targets_lr.shape[0]
+    if outputs.shape[:2] != (T, S):
+        raise ValueError(f"outputs must be [T={T}, S={S}, 3, H, W], got {tuple(outputs.shape)}")
+    H = sources.shape[-1]
+    lr_up = torch.nn.functional.interpolate(targets_lr.float(), size=(H, H), mode="nearest")
+    cols = S + 1 + (targets_hr is not None)
+    cell = H + pad
+    grid = torch.ones(3, (T + 1) * cell + pad, cols * cell + pad)
+
+    def put(img: torch.Tensor, r: int, c: int) -> None:
+        grid[:, pad + r * cell: pad + r * cell + H, pad + c * cell: pad + c * cell + H] = img.float().clamp(-1, 1)
+
+    for s in range(S):
+        put(sources[s], 0, s + 1)
+    for t in range(T):
+        put(lr_up[t], t + 1, 0)
+        for s in range(S):
+            put(outputs[t, s], t + 1, s + 1)
+        if targets_hr is not None:
+            put(targets_hr[t], t + 1, S + 1)
+    return grid
+
+
+def show_grid(grid: torch.Tensor, title: str = "", col_labels: str = ""):
+    """A matplotlib figure of a [3, H, W] grid in [-1, 1] at its pixel size (no interpolation)."""
+    import matplotlib.pyplot as plt
+
+    h, w = grid.shape[-2:]
+    dpi = 100
+    fig = plt.figure(figsize=(max(w / dpi, 2.0), max(h / dpi, 2.0) + 0.4), dpi=dpi)
+    ax = fig.add_axes((0, 0, 1, h / (h + 40)))
+    ax.imshow(to_uint8(grid), interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        fig.suptitle(title, fontsize=9)
+    if col_labels:
+        fig.text(0.5, 1 - 0.5 * 40 / (h + 40), col_labels, ha="center", fontsize=7)
+    return fig

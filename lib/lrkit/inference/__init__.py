@@ -1,0 +1,1 @@
+"""Inference: loading trained generators from checkpoints and translating images with them."""
