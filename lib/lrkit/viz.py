@@ -166,3 +166,26 @@ def show_grid(grid: torch.Tensor, title: str = "", col_labels: str = ""):
     if col_labels:
         fig.text(0.5, 1 - 0.5 * 40 / (h + 40), col_labels, ha="center", fontsize=7)
     return fig
+
+
+def loss_curves(losses_jsonl, keys=("d_real", "d_fake", "r1", "g_adv", "cyc", "lr_err_grey"), title: str = ""):
+    """Training curves from a trainer's ``losses.jsonl`` (one panel per key, x = step)."""
+    import json
+
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in open(losses_jsonl, encoding="utf-8") if line.strip()]
+    if not rows:
+        raise ValueError(f"{losses_jsonl} has no loss records yet")
+    keys = [k for k in keys if k in rows[0]]
+    fig, axes = plt.subplots(1, len(keys), figsize=(2.6 * len(keys), 2.4), squeeze=False)
+    steps = [r["step"] for r in rows]
+    for ax, k in zip(axes[0], keys):
+        ax.plot(steps, [r[k] for r in rows], lw=0.8)
+        ax.set_title(k, fontsize=8)
+        ax.set_xlabel("step", fontsize=7)
+        ax.tick_params(labelsize=6)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig

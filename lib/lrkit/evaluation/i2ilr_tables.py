@@ -19,10 +19,10 @@ from lrkit.evaluation.paper_compare import cells_from_records
 from lrkit.evaluation.translations import bicubic_baseline, pool_images, score, translate_eval_set
 from lrkit.inference.i2ilr import load_i2ilr
 from lrkit.train.checkpoint import load_checkpoint
-from lrkit.train.i2ilr_config import I2ILRConfig
+from lrkit.train.i2ilr_config import I2ILRConfig, preset_for_profile  # noqa: F401 (notebooks use it here)
 from lrkit.train.i2ilr_task import open_training_set, open_val_set, train_i2ilr
 
-__all__ = ["ensure_model", "evaluate_preset", "PAPER_COLUMNS", "OFFLINE_COLUMNS", "offline_metrics",
+__all__ = ["ensure_model", "evaluate_preset", "reproduce_table", "figure_grid", "default_n_targets", "PAPER_COLUMNS", "OFFLINE_COLUMNS", "offline_metrics",
            "model_dir"]
 
 # Column name -> (metric, key). Paper columns carry the paper's names (suffix "@128" etc. added per table).
@@ -124,7 +124,7 @@ def _weights_summary(records: list[dict]) -> str:
 def reproduce_table(ctx, key: str, settings: dict[str, str], paper_columns: list[str], *, data_root: str = "",
                     device: str = "cpu", n_targets: int = 100, n_per_target: int = 10,
                     checkpoints: dict[str, str] | None = None, layout: str = "methods", offline: bool = True,
-                    probe_size: int = 0, progress: bool = True, reported_only_note: str = "",
+                    probe_size: int = 0, progress: bool = True, reported_only_notes: dict[str, str] | None = None,
                     method_names: dict[str, str] | None = None):
     """Train/reuse one model per setting, evaluate it, and build the table next to the paper's numbers.
 
@@ -170,6 +170,37 @@ def reproduce_table(ctx, key: str, settings: dict[str, str], paper_columns: list
                 for c, v in got.items():
                     row = c if method == "Ours" else f"{c} [{method}]"
                     cells_by_method.setdefault(row, {})[suffix] = v
-    table = with_paper(cells_by_method, key, method_names=method_names, reported_only_note=reported_only_note)
+    table = with_paper(cells_by_method, key, method_names=method_names, reported_only_notes=reported_only_notes)
     info = {"dataset": ", ".join(dict.fromkeys(datasets)), "weights": "; ".join(dict.fromkeys(weights))}
     return table, results, info
+
+
+def default_n_targets(profile: str) -> int:
+    """LR targets per evaluation: 16 (smoke, CPU minutes), 500 (quick), every val image (paper)."""
+    return {"smoke": 16, "quick": 500}.get(profile, 10 ** 9)
+
+
+def figure_grid(ctx, name: str, *, n_sources: int = 5, n_targets: int = 4, data_root: str = "", device: str = "cpu",
+                checkpoints: dict[str, str] | None = None, steps: int = 0, progress: bool = True):
+    """The Fig. 5 / Fig. 8 grid for paper preset ``name`` under the run's profile: the first ``n_sources`` val
+    images across the top, the next ``n_targets`` as LR targets down the side, G_ema's translations inside and
+    the real HR targets on the right. Returns ``(figure, info)``."""
+    from lrkit.train.i2ilr_config import preset_for_profile
+    from lrkit.train.i2ilr_task import sample_panel
+    from lrkit.viz import show_grid
+
+    cfg = preset_for_profile(name, ctx.profile.name, steps)
+    ckpt = (checkpoints or {}).get(name) or ensure_model(cfg, Path(ctx.run_dir).parent, data_root=data_root or None,
+                                                        device=device, progress=progress)
+    model = load_i2ilr(ckpt, device=device, expect={"hr_size": cfg.hr_size, "lr_size": cfg.lr_size})
+    val = open_val_set(cfg, data_root or None, n=max(cfg.synth_n_val, n_sources + n_targets))
+    if len(val) < n_sources + n_targets:
+        raise ValueError(f"the val set has {len(val)} images; the grid needs {n_sources + n_targets}")
+    imgs = val.pool.get(list(range(n_sources + n_targets)))
+    grid = sample_panel(model.G, imgs[:n_sources], imgs[n_sources:], cfg.lr_size)
+    title = (f"I2I-LR {cfg.preset} ({model.label}): sources across the top, {cfg.lr_size}x{cfg.lr_size} LR targets "
+             f"down the side, real HR target on the right")
+    fig = show_grid(grid, title)
+    label = ctx.record_dataset(val.name + "-val", val.fingerprint, n=len(val))
+    ctx.record("model", preset=cfg.preset, checkpoint=str(ckpt))
+    return fig, {"dataset": label, "weights": model.label, "checkpoint": str(ckpt), "config": cfg}

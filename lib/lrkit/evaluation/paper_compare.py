@@ -39,11 +39,11 @@ def cells_from_records(records: list[dict], columns: dict[str, tuple[str, str]],
 
 
 def with_paper(cells: dict[str, dict[str, object]], key: str, *, method_names: dict[str, str] | None = None,
-               reported_only_note: str = "") -> pd.DataFrame:
+               reported_only_notes: dict[str, str] | None = None) -> pd.DataFrame:
     """``cells[method][column]`` (our numbers or "unavailable") merged with paper table ``key``.
 
     ``method_names`` maps our method names to the paper's row labels (e.g. "Stargan-v2" -> "Stargan-v2 [8]").
-    Paper rows we did not reproduce appear with status "reported only" (and ``reported_only_note``).
+    Paper rows we did not reproduce appear with status "reported only" (with ``reported_only_notes[row]``).
     """
     ref = reference.load_long(key)
     names = method_names or {}
@@ -66,5 +66,5 @@ def with_paper(cells: dict[str, dict[str, object]], key: str, *, method_names: d
             continue
         rows.append({"method": r["row"], "column": r["column"], "reproduced": "", "paper": r["value"],
                      "better": r["better"], "status": "reported only",
-                     "note": "; ".join(x for x in (r["note"], reported_only_note) if x)})
-    return pd.DataFrame(rows, columns=COLUMNS)
+                     "note": "; ".join(x for x in (r["note"], (reported_only_notes or {}).get(r["row"], "")) if x)})
+    return pd.DataFrame(rows, columns=COLUMNS).set_index(["method", "column"])

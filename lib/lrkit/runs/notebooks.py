@@ -20,6 +20,14 @@ NOTEBOOKS: tuple[NotebookSpec, ...] = (
                  ("smoke", "quick", "paper")),
     NotebookSpec("metrics_sanity", "Metric sanity: real vs real, real vs degraded, factor probe accuracy",
                  ("smoke", "quick", "paper")),
+    NotebookSpec("train_i2ilr", "I2I-LR training: losses and samples of one preset", ("smoke", "quick", "paper")),
+    NotebookSpec("table1_celebahq_fid_lpips", "I2I-LR Table 1: FID and LPIPS diversity at 128 and 256 px",
+                 ("smoke", "quick", "paper")),
+    NotebookSpec("table2_density_coverage", "I2I-LR Table 2: density and coverage", ("smoke", "quick", "paper")),
+    NotebookSpec("table3_afhq", "I2I-LR Table 3: AFHQ per domain", ("smoke", "quick", "paper")),
+    NotebookSpec("table4_lr_resolution", "I2I-LR Table 4: LR resolution 4/8/16/32", ("smoke", "quick", "paper")),
+    NotebookSpec("fig5_grid", "I2I-LR Fig. 5: sources x LR targets", ("smoke", "quick", "paper")),
+    NotebookSpec("fig8_afhq", "I2I-LR Fig. 8: AFHQ per domain", ("smoke", "quick", "paper")),
 )
 
 

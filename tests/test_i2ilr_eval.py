@@ -1,0 +1,130 @@
+"""I2I-LR evaluation: the Table-1 protocol's translation sets, scoring, model reuse, and paper-comparison tables."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from lrkit.data.ops import make_lr, to_uint8
+from lrkit.evaluation import i2ilr_tables
+from lrkit.evaluation.paper_compare import UNAVAILABLE, cells_from_records, with_paper
+from lrkit.evaluation.translations import U8Images, bicubic_baseline, score, translate_eval_set
+from lrkit.inference.i2ilr import load_i2ilr, translate
+from lrkit.metrics.lr_consistency import lr_consistency
+from lrkit.train.checkpoint import load_checkpoint
+from lrkit.train.i2ilr_config import get_preset
+from lrkit.train.i2ilr_task import open_val_set
+
+TINY = get_preset("celebahq128_smoke").with_overrides(
+    hr_size=32, g_base=8, g_max=16, d_base=8, d_max=16, synth_n_train=16, synth_n_val=24, steps=2,
+    checkpoint_every=2, sample_every=0)
+
+
+@pytest.fixture(autouse=True)
+def _env(tmp_path, monkeypatch):
+    monkeypatch.setenv("LRKIT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("LRKIT_WEIGHTS_DIR", str(tmp_path / "no_weights"))  # official weights: missing here
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LRKIT_CACHE_DIR", str(root / "cache"))
+        ckpt = i2ilr_tables.ensure_model(TINY, root, progress=False)
+    return root, ckpt
+
+
+def test_ensure_model_trains_once_then_reuses_and_resumes(runs):
+    root, ckpt = runs
+    assert ckpt == i2ilr_tables.model_dir(TINY, root) / "checkpoints" / "latest.pt"
+    mtime = ckpt.stat().st_mtime_ns
+    assert i2ilr_tables.ensure_model(TINY, root, progress=False) == ckpt
+    assert ckpt.stat().st_mtime_ns == mtime  # reused, not retrained
+    longer = TINY.with_overrides(steps=3)
+    ck3 = i2ilr_tables.ensure_model(longer, root, progress=False)
+    assert ck3 != ckpt and load_checkpoint(ck3)["step"] == 3  # another config -> its own model folder
+    assert i2ilr_tables.model_dir(TINY.with_overrides(lambda_cyc=0.1), root) != i2ilr_tables.model_dir(TINY, root)
+
+
+def test_translation_set_follows_the_protocol(runs):
+    _, ckpt = runs
+    model = load_i2ilr(ckpt)
+    val = open_val_set(TINY)
+    ts = translate_eval_set(model.G, val, 8, n_targets=3, n_per_target=10)
+    assert ts.outputs.shape == (3, 10, 32, 32, 3) and ts.outputs.dtype == np.uint8
+    for t in range(3):
+        assert t not in ts.source_idx[t] and len(set(ts.source_idx[t])) == 10
+    # Output (t=1, k=4) is G(source, LR(target)) for that pair.
+    src = val.pool.get([int(ts.source_idx[1, 4])])
+    tgt = make_lr(val.pool.get([1]), 8)
+    assert torch.equal(ts.targets_lr[1:2], tgt)
+    one = to_uint8(translate(model.G, src, tgt))[0]
+    assert np.abs(one.astype(int) - ts.outputs[1, 4].astype(int)).max() <= 1  # batch-size rounding only
+    b = bicubic_baseline(val, 8, 32, n_targets=3, n_per_target=10)
+    assert (b.outputs == b.outputs[:, :1]).all()  # ignores the source: zero diversity
+    assert np.array_equal(b.source_idx, ts.source_idx)
+
+
+def test_score_matches_direct_metrics_and_marks_missing_weights(runs, tmp_path):
+    _, ckpt = runs
+    model = load_i2ilr(ckpt)
+    val = open_val_set(TINY)
+    ts = translate_eval_set(model.G, val, 8, n_targets=2, n_per_target=10)
+    results = tmp_path / "metrics.jsonl"
+    recs = score(ts, val, None, ["lr_consistency", "fid_starganv2", "lpips_diversity"], results_file=results,
+                 context={"run_id": "x"})
+    by = {r["metric"]: r for r in recs}
+    direct = lr_consistency(torch.cat(list(U8Images(ts.flat))), ts.flat_targets_lr())
+    assert by["lr_consistency"]["values"]["lr_error_mean"] == pytest.approx(direct["lr_error_mean"], rel=1e-12)
+    assert by["fid_starganv2"]["status"] == "unavailable" and by["lpips_diversity"]["status"] == "unavailable"
+    assert "torchvision_inception_v3" in by["fid_starganv2"]["reason"] or "inception" in by["fid_starganv2"]["reason"]
+    assert len(results.read_text().splitlines()) == 3
+    cells = cells_from_records(recs, {"FID": ("fid_starganv2", "fid_starganv2"),
+                                      "LR": ("lr_consistency", "lr_error_mean"),
+                                      "PRDC": ("prdc_vgg16", "density")}, "@32")
+    assert cells["FID@32"] == UNAVAILABLE and isinstance(cells["LR@32"], float) and "PRDC@32" not in cells
+    with pytest.raises(ValueError, match="ground truth"):
+        score(ts, val, None, ["psnr"])
+
+
+def test_with_paper_puts_each_cell_next_to_the_papers():
+    cells = {"Ours": {"FID@128": 20.5, "LPIPS@128": UNAVAILABLE, "LR error@128": 1.5},
+             "Stargan-v2": {"FID@128": 30.0}}
+    t = with_paper(cells, "i2ilr_table1", method_names={"Stargan-v2": "Stargan-v2 [8]"},
+                   reported_only_notes={"MUNIT [16]": "not run"})
+    assert t.loc[("Ours", "FID@128"), "paper"] == 15.52
+    assert t.loc[("Ours", "FID@128"), "reproduced"] == 20.5 and t.loc[("Ours", "FID@128"), "status"] == "reproduced"
+    assert t.loc[("Ours", "LPIPS@128"), "status"] == "unavailable"
+    assert t.loc[("Ours", "LR error@128"), "status"] == "not in paper"
+    assert math.isnan(t.loc[("Ours", "LR error@128"), "paper"])
+    assert t.loc[("Stargan-v2", "FID@128"), "paper"] == 19.58
+    assert t.loc[("MUNIT [16]", "FID@256"), "status"] == "reported only"
+    assert "not run" in t.loc[("MUNIT [16]", "FID@256"), "note"]
+    assert t.loc[("Ours", "FID@256"), "status"] == "reported only"  # the paper's 256 px value we did not run
+    # Every paper cell appears exactly once.
+    assert len(t[t["paper"].notna()]) == 14  # Table 1 prints 14 numbers (MUNIT/DRIT/MSGAN: 256 px only)
+
+
+def test_figure_grid_layout(runs):
+    from lrkit.train.i2ilr_task import sample_panel
+
+    _, ckpt = runs
+    model = load_i2ilr(ckpt)
+    val = open_val_set(TINY)
+    imgs = val.pool.get(list(range(7)))
+    grid = sample_panel(model.G, imgs[:4], imgs[4:], 8)
+    pad, cell = 2, 34
+    assert grid.shape == (3, 4 * cell + pad, 6 * cell + pad)  # 1 header row + 3 targets; LR col + 4 + real HR
+    # The real HR target sits in the last column of its row, the source in the top row.
+    assert torch.equal(grid[:, pad + cell: pad + cell + 32, pad + 5 * cell: pad + 5 * cell + 32], imgs[4])
+    assert torch.equal(grid[:, pad: pad + 32, pad + cell: pad + cell + 32], imgs[0])
+    assert (grid[:, :pad] == 1).all()
