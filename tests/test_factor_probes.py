@@ -30,18 +30,11 @@ def _tmp_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("LRKIT_CACHE_DIR", str(tmp_path / "cache"))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # One torch thread: on a shared 2-core machine two OpenMP threads can wait on each other for minutes when a
-    # core is busy elsewhere; one thread keeps this file's runtime predictable (and training deterministic).
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 @pytest.fixture(scope="module")
-def probes(tmp_path_factory, _one_thread):
+def probes(tmp_path_factory, one_thread):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LRKIT_CACHE_DIR", str(tmp_path_factory.mktemp("probe_cache")))
         return fp.load_or_train_probes("faces", SIZE, n_train=N_TRAIN, epochs=EPOCHS, n_val=N_VAL)

@@ -24,18 +24,17 @@ TINY = get_preset("celebahq128_smoke").with_overrides(
     checkpoint_every=2, sample_every=0)
 
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
+
+
 @pytest.fixture(autouse=True)
 def _env(tmp_path, monkeypatch):
     monkeypatch.setenv("LRKIT_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("LRKIT_WEIGHTS_DIR", str(tmp_path / "no_weights"))  # official weights: missing here
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, one_thread):
     root = tmp_path_factory.mktemp("runs")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LRKIT_CACHE_DIR", str(root / "cache"))

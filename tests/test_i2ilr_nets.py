@@ -32,14 +32,7 @@ R = 2.0 / 255.0  # one grey level on [-1, 1]
 PAIRS = [(hr, lr) for hr in (32, 64, 128, 256) for lr in (4, 8, 16, 32) if lr < hr]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # One torch thread: these convs are tiny, and on a shared 2-core machine two OpenMP threads waiting on a busy core
-    # made this file ~50x slower (measured: 1.8 s vs 0.02 s for one 64 px generator pass).
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def _seed(s: int = 0) -> None:

@@ -26,13 +26,12 @@ TINY = get_preset("celebahq128_smoke").with_overrides(
     checkpoint_every=3, sample_every=3)
 
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
+
+
 @pytest.fixture(autouse=True)
 def _env(tmp_path, monkeypatch):
     monkeypatch.setenv("LRKIT_CACHE_DIR", str(tmp_path / "cache"))
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)  # one thread: predictable on a shared 2-core machine, and deterministic
-    yield
-    torch.set_num_threads(old)
 
 
 # -- losses -------------------------------------------------------------------------------------------------------
@@ -176,7 +175,7 @@ def test_non_finite_losses_stop_training(tmp_path):
 # -- inference --------------------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, one_thread):
     d = tmp_path_factory.mktemp("trained")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LRKIT_CACHE_DIR", str(d / "cache"))
