@@ -127,3 +127,24 @@ def test_figure_grid_layout(runs):
     assert torch.equal(grid[:, pad + cell: pad + cell + 32, pad + 5 * cell: pad + 5 * cell + 32], imgs[4])
     assert torch.equal(grid[:, pad: pad + 32, pad + cell: pad + cell + 32], imgs[0])
     assert (grid[:, :pad] == 1).all()
+
+
+def test_reiterable_image_sets_are_cached_by_content(runs, tmp_path):
+    from lrkit.metrics import featcache
+    from lrkit.evaluation.translations import pool_images
+    from lrkit.train.i2ilr_task import open_training_set
+
+    train = open_training_set(TINY)
+    src = pool_images(train)
+    x = torch.cat(list(src))
+    assert featcache.content_key(src) == featcache.content_key(x)  # same images, same key, any container
+    assert featcache.content_key(iter([x])) is None  # a one-shot iterator is never fingerprinted (it would be used up)
+    # A real folder is read through its path, so its features are cached by the folder's content.
+    from lrkit.data.synthfaces import export_folder
+    from lrkit.data.training_sets import open_images
+
+    root = export_folder("animals", tmp_path / "afhq", n_train=2, n_val=1, size=32, seed=0)
+    real = open_images("afhq", "train", 32, domains=("cat",), data_root=str(root))
+    assert pool_images(real) == str(root / "train" / "cat")
+    both = open_images("afhq", "train", 32, data_root=str(root))
+    assert pool_images(both) == str(root / "train")

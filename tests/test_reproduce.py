@@ -16,14 +16,15 @@ from PIL import Image
 
 from lrkit import cli
 from lrkit.runs import notebooks as nbreg
+from lrkit.runs.context import EVENTS_FILE
 from lrkit.runs.notebooks import NotebookSpec
 from lrkit.runs.reproduce import reproduce
 
 LRKIT = Path(sys.executable).with_name("lrkit")
 
 
-def _run_cli(*args, env):
-    return subprocess.run([str(LRKIT), *args], capture_output=True, text=True, env=env, timeout=600)
+def _run_cli(*args, env, timeout=600):
+    return subprocess.run([str(LRKIT), *args], capture_output=True, text=True, env=env, timeout=timeout)
 
 
 @pytest.fixture
@@ -99,7 +100,8 @@ def test_whole_smoke_batch(tmp_path, env):
     from lrkit.runs.artifacts import read_table_csv
 
     out, runs = tmp_path / "out", tmp_path / "runs"
-    p = _run_cli("reproduce", "--profile", "smoke", "--output-root", str(out), "--runs-dir", str(runs), env=env)
+    p = _run_cli("reproduce", "--profile", "smoke", "--output-root", str(out), "--runs-dir", str(runs), env=env,
+                 timeout=3600)
     assert p.returncode == 0, p.stdout + p.stderr
     run_id = Path(re.search(r"HTML report: (\S+index\.html)", p.stdout).group(1)).parent.name
     manifest = json.loads((runs / run_id / "manifest.json").read_text())
@@ -114,6 +116,35 @@ def test_whole_smoke_batch(tmp_path, env):
     assert base.loc["ideal", "identity_fine_agreement"] > 0.85 and base.loc["ideal", "faithful_coarse_agreement"] > 0.7
     assert base.loc["copy source", "faithful_coarse_agreement"] < 0.5
     assert base.loc["copy target", "identity_fine_agreement"] < base.loc["copy target", "chance_fine"] + 0.15
+    # I2I-LR tables: every paper cell present; offline, paper-comparable metrics unavailable, offline ones numbers.
+    t1 = read_table_csv(tables / "table1_celebahq_fid_lpips.csv").set_index(["method", "column"])
+    assert t1.loc[("Ours", "FID@128"), "status"] == "unavailable" and t1.loc[("Ours", "FID@128"), "paper"] == 15.52
+    assert float(t1.loc[("Ours", "LR error (grey levels)@128"), "reproduced"]) < 60
+    assert t1.loc[("Stargan-v2 [8]", "FID@256"), "status"] == "reported only"
+    t2 = read_table_csv(tables / "table2_density_coverage.csv").set_index(["method", "column"])
+    assert 0 <= float(t2.loc[("Ours", "Coverage (EffNet-Lite0)@128"), "reproduced"]) <= 1
+    t4 = read_table_csv(tables / "table4_lr_resolution.csv").set_index(["method", "column"])
+    assert {"LR 4x4", "LR 32x32"} <= set(t4.loc["LR error (grey levels)"].index)
+    for fig in ("i2ilr_fig5", "i2ilr_fig8_cat", "i2ilr_fig8_dog", "i2ilr_fig8_wild"):
+        assert (out / "figures" / "smoke" / f"{fig}.png").exists()
+
+
+def test_i2ilr_notebooks_share_one_model(tmp_path, env):
+    """train_i2ilr trains the smoke model; fig5_grid, run afterwards, reuses it (no second training)."""
+    out, runs = tmp_path / "out", tmp_path / "runs"
+    p = _run_cli("reproduce", "--only", "train_i2ilr", "fig5_grid", "--output-root", str(out), "--runs-dir",
+                 str(runs), env=env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    models = list((runs / "models" / "i2ilr").iterdir())
+    assert [m.name.split("-")[0] for m in models] == ["celebahq128_smoke"]
+    losses = (models[0] / "losses.jsonl").read_text().splitlines()
+    assert len(losses) == 150 and json.loads(losses[-1])["step"] == 150  # trained once, to the preset's steps
+    assert (out / "figures" / "smoke" / "i2ilr_fig5.png").exists()
+    assert (out / "figures" / "smoke" / "i2ilr_train_celebahq128_smoke_samples.png").exists()
+    run_dir = Path(re.search(r"HTML report: (\S+index\.html)", p.stdout).group(1)).parent
+    events = [json.loads(line) for line in (run_dir / EVENTS_FILE).read_text().splitlines()]
+    used = {(e["notebook"], e["checkpoint"]) for e in events if e["kind"] == "model"}
+    assert {nb for nb, _ in used} == {"train_i2ilr", "fig5_grid"} and len({c for _, c in used}) == 1
 
 
 def _write_nb(path: Path, body: str) -> None:

@@ -48,7 +48,7 @@ def notebook(name: str, intro: str, params: str, cells: list[tuple[str, str]]) -
 
 
 def table(name: str, title: str, intro: str, key: str, settings: dict, columns: list, layout: str = "methods",
-          extra_md: str = "") -> None:
+          extra_md: str = "", extra_metrics: tuple = ()) -> None:
     stargan = "Stargan-v2 [8]" if key == "i2ilr_table1" else "Stargan-v2"
     method_names = {"Stargan-v2": stargan} if key != "i2ilr_table4" else None
     notes = {stargan: "not run here yet: the StarGAN v2 baseline fills this row once trained or loaded"} \
@@ -57,7 +57,7 @@ def table(name: str, title: str, intro: str, key: str, settings: dict, columns: 
     ctx, "{key}", {settings!r}, {columns!r},
     data_root=data_root, device=dev, n_targets=n_targets or i2ilr_tables.default_n_targets(profile),
     checkpoints=checkpoints, layout="{layout}", method_names={method_names!r},
-    reported_only_notes={notes!r},
+    reported_only_notes={notes!r}, extra_metrics={extra_metrics!r},
 )
 ctx.save_table(table, "{name}", title="{title}", dataset=info["dataset"], weights=info["weights"],
                device=dev, reference="{key}", notes="{TABLE_NOTE}")
@@ -110,7 +110,7 @@ ctx.save_figure(fig, f"i2ilr_train_{cfg.preset}_samples", title=f"I2I-LR {cfg.pr
           "missing: those columns are unavailable, and `prdc_efflite0` (EfficientNet-Lite0 features, a "
           "stand-in with its own name) is shown instead.",
           "i2ilr_table2", {"@128": "celebahq128", "@256": "celebahq256"}, ["Density", "Coverage"],
-          extra_md="")
+          extra_metrics=("prdc_efflite0",))
     table("table3_afhq", "I2I-LR Table 3: AFHQ per domain (trained separately)",
           "# Table 3: AFHQ, one model per domain\n\nAs the paper, each AFHQ domain (cat, dog, wild) has its own "
           "model; sources and targets come from the same domain.",

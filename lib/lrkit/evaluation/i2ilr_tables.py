@@ -125,11 +125,12 @@ def reproduce_table(ctx, key: str, settings: dict[str, str], paper_columns: list
                     device: str = "cpu", n_targets: int = 100, n_per_target: int = 10,
                     checkpoints: dict[str, str] | None = None, layout: str = "methods", offline: bool = True,
                     probe_size: int = 0, progress: bool = True, reported_only_notes: dict[str, str] | None = None,
-                    method_names: dict[str, str] | None = None):
+                    method_names: dict[str, str] | None = None, extra_metrics: tuple[str, ...] = ()):
     """Train/reuse one model per setting, evaluate it, and build the table next to the paper's numbers.
 
     ``settings``: column suffix (e.g. "@128", or "LR 4x4" for ``layout="metrics"``) -> paper preset name (mapped to
     the run profile's preset by ``preset_for_profile``). ``paper_columns``: names of ``PAPER_COLUMNS`` to compute.
+    ``extra_metrics``: further metrics (e.g. "prdc_efflite0", the offline stand-in of Table 2's VGG16 PRDC).
     ``layout``: "methods" (rows = methods, columns = metric + suffix: Tables 1-3) or "metrics" (rows = metrics,
     columns = settings: Table 4). ``checkpoints``: paper preset -> checkpoint file to use instead of training.
     Returns ``(table, results)`` where ``results[suffix]`` is ``evaluate_preset``'s output.
@@ -138,7 +139,7 @@ def reproduce_table(ctx, key: str, settings: dict[str, str], paper_columns: list
     from lrkit.metrics.factor_probes import load_or_train_probes
     from lrkit.train.i2ilr_config import preset_for_profile
 
-    metrics = list(dict.fromkeys(PAPER_COLUMNS[c][0] for c in paper_columns))
+    metrics = list(dict.fromkeys([PAPER_COLUMNS[c][0] for c in paper_columns] + list(extra_metrics)))
     runs_root = Path(ctx.run_dir).parent
     results, cells_by_method, datasets, weights = {}, {}, [], []
     for suffix, name in settings.items():

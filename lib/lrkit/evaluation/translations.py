@@ -54,10 +54,20 @@ class U8Images:
 
 
 def pool_images(images: ImageSet, batch_size: int = 64):
-    """An image source over a whole ``ImageSet`` (re-iterable; loads from disk in batches for real folders)."""
+    """An image source over a whole ``ImageSet``, re-iterable, so the feature caches key it by content: in-memory
+    images as ``U8Images``; a real folder as its path when the set is exactly one folder (one domain, or every
+    domain of a split); else batches loaded from disk."""
     pool = images.pool
     if hasattr(pool, "images"):
         return U8Images(pool.images, batch_size)
+    ds = getattr(pool, "dataset", None)
+    if ds is not None and not ds.skipped and ds.layout != "flat":
+        base = ds.root / ds.split if ds.split else ds.root
+        subdirs = sorted(p.name for p in base.iterdir() if p.is_dir())
+        if len(ds.domain_names) == 1:
+            return str(base / ds.domain_names[0])
+        if subdirs == sorted(ds.domain_names):  # every domain of the split: the split's folder
+            return str(base)
 
     class _Pool:
         def __iter__(self_inner):

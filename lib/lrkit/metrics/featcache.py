@@ -14,8 +14,10 @@ The key of an entry is the sha256 of a canonical JSON document holding
     Hashing file bytes is much faster than decoding, and it is content-based: any change to any byte of any file,
     an added, removed or renamed file, all change the key. (A re-encoded file with identical pixels gets a new key
     and is simply recomputed.)
-  - an iterable of batches: **not cached**. It can be read only once, and fingerprinting it would consume it;
-    ``cached_stats`` computes and returns ``hit=False``.
+  - a *re-iterable* object (``iter(src) is not src``, e.g. ``lrkit.evaluation.translations.U8Images``): read
+    twice, once for ``content_fingerprint`` (the same key as the tensor of the same images) and once to compute;
+  - a one-shot iterator of batches: **not cached**. It can be read only once, and fingerprinting it would consume
+    it; ``cached_stats`` computes and returns ``hit=False``.
 
 So a changed dataset -- one pixel of one image -- can never hit a stale entry. Entries are ``.npz`` files
 (``mu``, ``sigma``, ``n`` and the key document) under ``cache_dir("features")`` (``$LRKIT_CACHE_DIR/features``),
@@ -65,6 +67,8 @@ def content_key(src: ImageSource) -> str | None:
         return "tensor:" + content_fingerprint(src)
     if isinstance(src, (str, Path)):
         return "folder:" + _folder_key(Path(src))
+    if iter(src) is not src:  # re-iterable: fingerprinting does not consume it
+        return "tensor:" + content_fingerprint(src)
     return None
 
 
@@ -110,7 +114,7 @@ def cached_stats(
     compute_fn: Callable[[ImageSource], tuple[np.ndarray, np.ndarray, int]],
 ) -> tuple[np.ndarray, np.ndarray, int, bool]:
     """``(mu, sigma, n, hit)`` for ``src``: from the cache when an entry for this content and key exists, else
-    ``compute_fn(src) -> (mu, sigma, n)`` (then stored). Iterable sources always compute (``hit=False``)."""
+    ``compute_fn(src) -> (mu, sigma, n)`` (then stored). One-shot iterators always compute (``hit=False``)."""
     _key_document(key_parts, "")  # validate key_parts for every source kind, cached or not
     content = content_key(src)
     if content is None:

@@ -143,7 +143,7 @@ def _synth(cfg: I2ILRConfig, suffix: str) -> I2ILRConfig:
         # its initial weights.
         lr_ablation = cfg.preset.startswith("lr")
         return dataclasses.replace(cfg, **common, hr_size=64 if lr_ablation else cfg.hr_size // 4, g_base=8,
-                                   g_max=32, d_base=8, d_max=32, synth_n_train=512, synth_n_val=64,
+                                   g_max=32, d_base=8, d_max=32, synth_n_train=256, synth_n_val=64,
                                    steps=100 if lr_ablation else 150, ema_beta=0.95, checkpoint_every=50,
                                    sample_every=50)
     return dataclasses.replace(cfg, **common, synth_n_train=5000, synth_n_val=500,
