@@ -42,7 +42,7 @@ PROFILES: dict[str, Profile] = {
             synth_n_train=64,
             synth_n_val=32,
             batch_size=8,
-            minutes_per_notebook=3.0,
+            minutes_per_notebook=5.0,
         ),
         Profile(
             name="quick",
