@@ -15,3 +15,10 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+@pytest.fixture
+def tmp_cache(tmp_path, monkeypatch):
+    """A private lrkit cache (synthfaces renders, probes, feature statistics) for one test."""
+    monkeypatch.setenv("LRKIT_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"

@@ -16,20 +16,16 @@ from lrkit.evaluation.translations import U8Images, bicubic_baseline, score, tra
 from lrkit.inference.i2ilr import load_i2ilr, translate
 from lrkit.metrics.lr_consistency import lr_consistency
 from lrkit.train.checkpoint import load_checkpoint
-from lrkit.train.i2ilr_config import get_preset
 from lrkit.train.i2ilr_task import open_val_set
 
-TINY = get_preset("celebahq128_smoke").with_overrides(
-    hr_size=32, g_base=8, g_max=16, d_base=8, d_max=16, synth_n_train=16, synth_n_val=24, steps=2,
-    checkpoint_every=2, sample_every=0)
+from i2ilr_tiny import TINY as _TINY
 
-
-pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
+TINY = _TINY.with_overrides(steps=2, checkpoint_every=2, sample_every=0)
+pytestmark = pytest.mark.usefixtures("one_thread", "tmp_cache")  # see conftest.py
 
 
 @pytest.fixture(autouse=True)
-def _env(tmp_path, monkeypatch):
-    monkeypatch.setenv("LRKIT_CACHE_DIR", str(tmp_path / "cache"))
+def _no_weights(tmp_path, monkeypatch):
     monkeypatch.setenv("LRKIT_WEIGHTS_DIR", str(tmp_path / "no_weights"))  # official weights: missing here
 
 

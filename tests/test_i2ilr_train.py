@@ -20,18 +20,9 @@ from lrkit.train.checkpoint import load_checkpoint
 from lrkit.train.i2ilr_config import PRESETS, I2ILRConfig, get_preset, preset_for_profile
 from lrkit.train.i2ilr_task import I2ILRTask, open_training_set, train_i2ilr
 
-# 32 px, LR 8, tiny widths: a step takes ~0.1 s on one core.
-TINY = get_preset("celebahq128_smoke").with_overrides(
-    hr_size=32, g_base=8, g_max=16, d_base=8, d_max=16, synth_n_train=16, synth_n_val=24, steps=6,
-    checkpoint_every=3, sample_every=3)
+from i2ilr_tiny import TINY
 
-
-pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
-
-
-@pytest.fixture(autouse=True)
-def _env(tmp_path, monkeypatch):
-    monkeypatch.setenv("LRKIT_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("one_thread", "tmp_cache")  # see conftest.py
 
 
 # -- losses -------------------------------------------------------------------------------------------------------
