@@ -152,19 +152,27 @@ def translation_grid(sources: torch.Tensor, targets_lr: torch.Tensor, outputs: t
 
 
 def show_grid(grid: torch.Tensor, title: str = "", col_labels: str = ""):
-    """A matplotlib figure of a [3, H, W] grid in [-1, 1] at its pixel size (no interpolation)."""
+    """A matplotlib figure of a [3, H, W] grid in [-1, 1], each image pixel shown as a block (nearest), enlarged by
+    a whole factor so small grids (32 px smoke models) stay readable; a long title is wrapped."""
+    import textwrap
+
     import matplotlib.pyplot as plt
 
     h, w = grid.shape[-2:]
+    scale = max(1, 480 // max(h, 1))
     dpi = 100
-    fig = plt.figure(figsize=(max(w / dpi, 2.0), max(h / dpi, 2.0) + 0.4), dpi=dpi)
-    ax = fig.add_axes((0, 0, 1, h / (h + 40)))
+    width_in = max(w * scale / dpi, 4.0)
+    lines = textwrap.wrap(title, width=int(width_in * 14)) if title else []
+    head_in = 0.2 * len(lines) + (0.2 if col_labels else 0.0) + 0.1
+    fig = plt.figure(figsize=(width_in, h * scale / dpi + head_in), dpi=dpi)
+    img_frac = (h * scale / dpi) / (h * scale / dpi + head_in)
+    ax = fig.add_axes((0, 0, 1, img_frac))
     ax.imshow(to_uint8(grid), interpolation="nearest")
     ax.set_axis_off()
-    if title:
-        fig.suptitle(title, fontsize=9)
+    if lines:
+        fig.suptitle("\n".join(lines), fontsize=8, y=0.995, va="top")
     if col_labels:
-        fig.text(0.5, 1 - 0.5 * 40 / (h + 40), col_labels, ha="center", fontsize=7)
+        fig.text(0.5, img_frac + 0.01, col_labels, ha="center", va="bottom", fontsize=7)
     return fig
 
 
