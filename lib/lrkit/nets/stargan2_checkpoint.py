@@ -1,0 +1,216 @@
+"""Read (and write) the official StarGAN v2 checkpoint files: ``<step>_nets_ema.ckpt`` and ``wing.ckpt``.
+
+File layouts (facts from github clovaai/stargan-v2, our own code):
+
+* ``*_nets_ema.ckpt`` is ``torch.save`` of a plain dict ``{name: state_dict}`` (``core/checkpoint.py``,
+  ``CheckpointIO.save``) over the modules registered for the EMA nets in ``core/solver.py``: ``generator``,
+  ``mapping_network``, ``style_encoder`` and, when ``w_hpf > 0`` (the CelebA-HQ model), also ``fan`` -- the FAN is
+  put into ``nets_ema`` by ``build_model`` (``core/model.py``). The state_dicts are of the bare modules (since the
+  DataParallel fix the code saves ``module.module.state_dict()``), so keys carry no ``module.`` prefix. The
+  released CelebA-HQ generator has no ``hpf.filter`` key (see :mod:`lrkit.nets.stargan2`).
+* ``wing.ckpt`` is a dict whose ``'state_dict'`` entry holds the FAN weights (``core/wing.py``,
+  ``FAN.load_pretrained_weights``, which keeps only the keys the model has).
+
+Both are dicts of tensors (and nested dicts), so ``torch.load(weights_only=True)`` reads them: no arbitrary
+unpickling. A file that needs more than that is refused with an error saying so, rather than unpickled.
+
+Loading is all-or-nothing: every key/shape problem of all three networks is collected and reported in one
+ValueError with the likely cause (wrong ``img_size`` / ``w_hpf`` / ``style_dim`` / ``latent_dim``), because
+``load_state_dict``'s RuntimeError for the first network alone hides which flag is wrong.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pickle
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from lrkit.fsutil import atomic_open
+from lrkit.nets.stargan2 import MappingNetwork, Stargan2Generator, StyleEncoder
+from lrkit.nets.wing import FAN
+
+NETS_EMA_KEYS = ("generator", "mapping_network", "style_encoder")
+# Present in the CelebA-HQ file (the FAN rides along in nets_ema when w_hpf > 0); the same weights as wing.ckpt.
+OPTIONAL_KEYS = ("fan",)
+HPF_FILTER_KEY = "hpf.filter"
+# The released models: (file, img_size, w_hpf, num_domains). Style 64, latent 16, max_conv_dim 512 for both.
+OFFICIAL_SETTINGS = "CelebA-HQ: img_size=256, w_hpf=1 (2 domains); AFHQ: img_size=256, w_hpf=0 (3 domains)"
+
+
+def _torch_load_tensors(path: str | os.PathLike, what: str) -> object:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        msg = str(exc)
+        if "GLOBAL" in msg or "allowed global" in msg or "Unsupported global" in msg:
+            # weights_only refuses pickled classes/functions: not a plain dict of tensors, so not an official file.
+            found = re.search(r"(\S+) was not an allowed global", msg)
+            name = found.group(1) if found else "a Python object"
+            raise ValueError(f"{path} is not a plain tensor checkpoint ({what}): it pickles {name}, which "
+                             f"torch.load(weights_only=True) refuses; only dicts of tensors are read") from exc
+        raise ValueError(f"{path} is not a readable PyTorch checkpoint ({what}); check that the download "
+                         f"completed (an HTML page saved under the .ckpt name fails like this)") from exc
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise ValueError(f"{path} is not a readable PyTorch checkpoint ({what}): {exc}; check that the download "
+                         f"completed") from exc
+
+
+def _strip_module_prefix(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop a ``module.`` prefix present on every key (a state_dict saved from the nn.DataParallel wrapper)."""
+    if sd and all(k.startswith("module.") for k in sd):
+        return {k[len("module."):]: v for k, v in sd.items()}
+    return dict(sd)
+
+
+def _as_state_dict(obj: object, where: str) -> dict[str, torch.Tensor]:
+    if not isinstance(obj, Mapping) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                for k, v in obj.items()):
+        raise ValueError(f"{where} is not a state_dict (a mapping of names to tensors)")
+    return _strip_module_prefix(obj)
+
+
+def _compare(module: nn.Module, sd: Mapping[str, torch.Tensor], name: str,
+             optional: tuple[str, ...] = ()) -> list[str]:
+    """Problems loading ``sd`` into ``module`` strictly: missing keys, unexpected keys, shape mismatches."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own and k not in optional]
+    shapes = [f"{k} {tuple(sd[k].shape)} in file vs {tuple(own[k].shape)} here" for k in own
+              if k in sd and sd[k].shape != own[k].shape]
+    problems = []
+    if missing:
+        problems.append(f"{name}: missing keys {missing}")
+    if unexpected:
+        problems.append(f"{name}: unexpected keys {unexpected}")
+    if shapes:
+        problems.append(f"{name}: shape mismatches {shapes}")
+    return problems
+
+
+def _count_blocks(sd: Mapping[str, torch.Tensor], prefix: str) -> int:
+    pattern = re.compile(rf"^{re.escape(prefix)}\.(\d+)\.")
+    indices = {int(m.group(1)) for k in sd if (m := pattern.match(k))}
+    return max(indices) + 1 if indices else 0
+
+
+def _likely_cause(gen_sd: Mapping[str, torch.Tensor], img_size: int, w_hpf: float) -> str:
+    """A one-line guess at the wrong flag, from the file's generator depth and high-pass key."""
+    n_file = _count_blocks(gen_sd, "encode")
+    n_here = int(math.log2(img_size)) - 4 + (1 if w_hpf > 0 else 0) + 2
+    hints = []
+    if n_file and n_file != n_here:
+        alt = "w_hpf=0" if w_hpf > 0 else "w_hpf=1"
+        hints.append(f"the file's generator has {n_file} encoder blocks, img_size={img_size}/w_hpf={w_hpf} builds "
+                     f"{n_here}: try {alt} or another img_size")
+    if HPF_FILTER_KEY in gen_sd and not w_hpf > 0:
+        hints.append("the file has a high-pass filter (hpf.filter): it was trained with w_hpf > 0")
+    hints.append(f"the released files need {OFFICIAL_SETTINGS}; style_dim=64, latent_dim=16, max_conv_dim=512")
+    return "; ".join(hints)
+
+
+def load_official_nets_ema(path: str | os.PathLike, *, img_size: int = 256, w_hpf: float = 1,
+                           num_domains: int | None = None, style_dim: int = 64, latent_dim: int = 16,
+                           max_conv_dim: int = 512) -> dict[str, nn.Module]:
+    """Read an official ``*_nets_ema.ckpt`` into fresh networks (eval mode, on CPU).
+
+    Returns ``{"generator": Stargan2Generator, "mapping_network": MappingNetwork, "style_encoder": StyleEncoder}``.
+    ``num_domains=None`` infers it from the mapping network's per-domain heads (``unshared.<i>``). ``max_conv_dim``
+    is 512 in every official model; smaller values are for tests. Any missing / unexpected key or shape mismatch in
+    any of the three raises one ValueError listing them all and the likely cause.
+    """
+    obj = _torch_load_tensors(path, "StarGAN v2 nets_ema checkpoint")
+    if not isinstance(obj, Mapping):
+        raise ValueError(f"{path}: expected a dict with keys {list(NETS_EMA_KEYS)}, got {type(obj).__name__}")
+    if "discriminator" in obj:
+        raise ValueError(f"{path} holds a discriminator: it is a training '*_nets.ckpt' (raw weights), not the "
+                         f"EMA '*_nets_ema.ckpt' the released models and evaluation use")
+    if "state_dict" in obj:
+        raise ValueError(f"{path} has a 'state_dict' entry: it looks like wing.ckpt; use load_official_wing()")
+    missing_top = [k for k in NETS_EMA_KEYS if k not in obj]
+    extra_top = [k for k in obj if k not in NETS_EMA_KEYS + OPTIONAL_KEYS]
+    if missing_top or extra_top:
+        raise ValueError(f"{path} is not a StarGAN v2 nets_ema checkpoint: top-level keys {sorted(map(str, obj))}, "
+                         f"missing {missing_top}, unexpected {extra_top} (expected {list(NETS_EMA_KEYS)} and "
+                         f"optionally {list(OPTIONAL_KEYS)})")
+    sds = {name: _as_state_dict(obj[name], f"{path}[{name!r}]") for name in NETS_EMA_KEYS}
+
+    if num_domains is None:
+        num_domains = _count_blocks(sds["mapping_network"], "unshared")
+        if num_domains == 0:
+            raise ValueError(f"{path}: cannot infer num_domains (no 'unshared.<i>.' keys in mapping_network); pass "
+                             f"num_domains explicitly")
+    modules: dict[str, nn.Module] = {
+        "generator": Stargan2Generator(img_size, style_dim, max_conv_dim, w_hpf),
+        "mapping_network": MappingNetwork(latent_dim, style_dim, num_domains),
+        "style_encoder": StyleEncoder(img_size, style_dim, num_domains, max_conv_dim),
+    }
+    gen_sd = sds["generator"]
+    problems: list[str] = []
+    if HPF_FILTER_KEY in gen_sd and w_hpf > 0:
+        # Written by the newer official code (a persistent buffer there); must be this w_hpf's kernel.
+        expected = modules["generator"].hpf.filter
+        if gen_sd[HPF_FILTER_KEY].shape != expected.shape or not torch.allclose(gen_sd[HPF_FILTER_KEY], expected):
+            problems.append(f"generator: {HPF_FILTER_KEY} is the kernel of another w_hpf than {w_hpf}")
+    for name, module in modules.items():
+        optional = (HPF_FILTER_KEY,) if name == "generator" and w_hpf > 0 else ()
+        problems += _compare(module, sds[name], name, optional)
+    if problems:
+        raise ValueError(f"{path} does not match img_size={img_size}, w_hpf={w_hpf}, num_domains={num_domains}, "
+                         f"style_dim={style_dim}, latent_dim={latent_dim}, max_conv_dim={max_conv_dim}:\n  "
+                         + "\n  ".join(problems) + f"\nLikely cause: {_likely_cause(gen_sd, img_size, w_hpf)}")
+    for name, module in modules.items():
+        module.load_state_dict(sds[name], strict=True)
+        module.eval()
+    return modules
+
+
+def save_nets_ema_like_official(path: str | os.PathLike, modules: Mapping[str, nn.Module]) -> None:
+    """Write ``{name: state_dict}`` for generator, mapping_network, style_encoder (and ``fan`` if given) in the
+    official ``*_nets_ema.ckpt`` layout, atomically. Tensors are saved detached on CPU."""
+    missing = [k for k in NETS_EMA_KEYS if k not in modules]
+    extra = [k for k in modules if k not in NETS_EMA_KEYS + OPTIONAL_KEYS]
+    if missing or extra:
+        raise ValueError(f"modules must have keys {list(NETS_EMA_KEYS)} (+ optional {list(OPTIONAL_KEYS)}); "
+                         f"missing {missing}, unexpected {extra}")
+    out = {}
+    for name, module in modules.items():
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"modules[{name!r}] must be an nn.Module, got {type(module).__name__}")
+        out[name] = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+    with atomic_open(path, "wb") as fh:
+        torch.save(out, fh)
+
+
+def load_official_wing(path: str | os.PathLike) -> FAN:
+    """Read the official ``wing.ckpt`` into a :class:`FAN` (eval mode, CPU).
+
+    Like the official loader, keys of the file that FAN does not have are ignored (and BatchNorm
+    ``num_batches_tracked`` counters may be absent: they do not affect eval-mode output); every other FAN key must
+    be present with the right shape, else one ValueError lists the problems.
+    """
+    obj = _torch_load_tensors(path, "wing.ckpt (FAN landmark network)")
+    if not isinstance(obj, Mapping) or "state_dict" not in obj:
+        keys = sorted(map(str, obj)) if isinstance(obj, Mapping) else type(obj).__name__
+        raise ValueError(f"{path} is not the official wing.ckpt: expected a dict with a 'state_dict' entry, got "
+                         f"{keys}")
+    sd = _as_state_dict(obj["state_dict"], f"{path}['state_dict']")
+    fan = FAN()
+    own = fan.state_dict()
+    missing = [k for k in own if k not in sd and not k.endswith("num_batches_tracked")]
+    shapes = [f"{k} {tuple(sd[k].shape)} in file vs {tuple(own[k].shape)} here" for k in own
+              if k in sd and sd[k].shape != own[k].shape]
+    if missing or shapes:
+        raise ValueError(f"{path} does not fit the FAN (98 landmarks) of StarGAN v2: missing keys {missing}, "
+                         f"shape mismatches {shapes}")
+    own.update({k: v for k, v in sd.items() if k in own})
+    fan.load_state_dict(own, strict=True)
+    return fan.eval()
