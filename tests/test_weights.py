@@ -102,3 +102,27 @@ def test_package_shipped_weights_are_checked(monkeypatch, tmp_path):
     monkeypatch.setitem(W.WEIGHTS, "efficientnet_lite0", bad)
     with pytest.raises(W.WeightsChecksumError, match="reinstall"):
         W.resolve("efficientnet_lite0")
+
+
+def test_unpublished_digest_is_recorded_at_first_download_then_checked(monkeypatch, tmp_path, wdir):
+    src = tmp_path / "ckpt.bin"
+    src.write_bytes(b"first copy")
+    spec = W.WEIGHTS["stargan2_wing"].__class__(**{**W.WEIGHTS["stargan2_wing"].__dict__, "url": src.as_uri()})
+    monkeypatch.setitem(W.WEIGHTS, "stargan2_wing", spec)
+    assert spec.unpublished and "no sha256 is published" in spec.checksum_text()
+    with pytest.raises(W.WeightsUnavailable, match="stargan2_wing.ckpt"):
+        W.resolve("stargan2_wing")
+    path = W.fetch("stargan2_wing", progress=False)
+    digest = hashlib.sha256(b"first copy").hexdigest()
+    assert W.recorded_digest_path(spec).read_text().split()[0] == digest
+    r = W.resolve("stargan2_wing")
+    assert r.verified == "recorded" and "verified: recorded" in r.label and r.path == path
+    path.write_bytes(b"replaced later")  # a changed file is refused, never trusted silently
+    with pytest.raises(W.WeightsChecksumError, match="recorded"):
+        W.resolve("stargan2_wing")
+    # An empty prefix must not verify arbitrary files: an override of other bytes is unverified.
+    other = tmp_path / "other.ckpt"
+    other.write_bytes(b"something else")
+    assert W.resolve("stargan2_wing", override=other).verified is None
+    # Two StarGAN v2 checkpoints share the official file name; locally they do not.
+    assert len({W.WEIGHTS[n].filename for n in ("stargan2_celeba_hq", "stargan2_afhq", "stargan2_wing")}) == 3

@@ -8,6 +8,12 @@ Checksums: torchvision and pytorch-fid name their files after the first 8 hex di
 ``torch.hub`` convention, e.g. ``vgg16-397923af.pth``). Where no full sha256 is published we verify that prefix
 and say so (``verified="sha256-prefix"``); a full digest, when known, is checked in full.
 
+Some authors publish neither a digest nor digest-carrying file names (StarGAN v2's Dropbox checkpoints). For those
+(``sha256=None`` and an empty prefix) the digest of the first copy fetched or used is recorded next to it
+(``<file>.sha256``) and every later use is checked against it (``verified="recorded"``): this catches a changed,
+truncated or replaced file, but cannot prove the first copy was the authors'. Outputs say "recorded", never
+"sha256".
+
 A file passed explicitly (``--weights FILE`` / ``override=``) whose digest is not the official one is accepted as
 **unverified weights**: every output that used it says so, with the file's sha256. That is how tests and offline
 experiments run the real code paths on files of the right architecture with other (e.g. random) weights.
@@ -44,9 +50,17 @@ class WeightSpec:
     description: str
     package_locator: str = ""  # "module:function" returning the path, for files a pip package ships
 
+    @property
+    def unpublished(self) -> bool:
+        """No digest is published at all: trust on first download (see the module docstring)."""
+        return not self.sha256 and not self.sha256_prefix
+
     def checksum_text(self) -> str:
         if self.sha256:
             return f"sha256 {self.sha256}"
+        if self.unpublished:
+            return ("no sha256 is published; the first copy's digest is recorded in "
+                    f"{self.filename}.sha256 and later copies are checked against it")
         return f"sha256 starting with {self.sha256_prefix} (the full digest is not published)"
 
 
@@ -106,6 +120,23 @@ WEIGHTS: dict[str, WeightSpec] = {
             "face-recognition-models",
             package_locator="lrkit.metrics.identity_dlib:shape_predictor_68_path",
         ),
+        # StarGAN v2's released EMA networks and FAN (official download.sh; Dropbox, dl=1 for the file itself).
+        # Both nets_ema files are called 100000_nets_ema.ckpt there, hence the prefixed local names.
+        WeightSpec(
+            "stargan2_celeba_hq", "stargan2_celeba_hq_100000_nets_ema.ckpt",
+            "https://www.dropbox.com/s/96fmei6c93o8b8t/100000_nets_ema.ckpt?dl=1", None, "", ("stargan2",),
+            "StarGAN v2 CelebA-HQ EMA nets (generator, mapping network, style encoder; 256 px, w_hpf 1)",
+        ),
+        WeightSpec(
+            "stargan2_afhq", "stargan2_afhq_100000_nets_ema.ckpt",
+            "https://www.dropbox.com/s/etwm810v25h42sn/100000_nets_ema.ckpt?dl=1", None, "", ("stargan2",),
+            "StarGAN v2 AFHQ EMA nets (generator, mapping network, style encoder; 256 px, w_hpf 0)",
+        ),
+        WeightSpec(
+            "stargan2_wing", "stargan2_wing.ckpt",
+            "https://www.dropbox.com/s/tjxpypwpt38926e/wing.ckpt?dl=1", None, "", ("stargan2",),
+            "StarGAN v2's FAN ('wing') landmark network for the CelebA-HQ high-pass masks",
+        ),
     )
 }
 
@@ -154,9 +185,26 @@ def _hash(path: Path) -> str:
     return _HASH_MEMO[key]
 
 
+def recorded_digest_path(spec: WeightSpec) -> Path:
+    return weights_dir() / f"{spec.filename}.sha256"
+
+
+def _recorded(spec: WeightSpec) -> str | None:
+    p = recorded_digest_path(spec)
+    return p.read_text().split()[0].strip() if p.is_file() and p.read_text().strip() else None
+
+
+def _record(spec: WeightSpec, digest: str) -> None:
+    from lrkit.fsutil import atomic_write_text
+
+    atomic_write_text(recorded_digest_path(spec), f"{digest}  {spec.filename}\n")
+
+
 def _verification(spec: WeightSpec, digest: str) -> str | None:
     if spec.sha256:
         return "sha256" if digest == spec.sha256 else None
+    if spec.unpublished:
+        return "recorded" if digest == _recorded(spec) else None
     return "sha256-prefix" if digest.startswith(spec.sha256_prefix) else None
 
 
@@ -202,6 +250,8 @@ def resolve(name: str, override: str | os.PathLike | None = None, fetch_if_missi
         else:
             raise WeightsUnavailable(unavailable_message(spec))
     digest = _hash(path)
+    if spec.unpublished and _recorded(spec) is None:
+        _record(spec, digest)  # first use of a file put there by hand: trust it from now on (module docstring)
     verified = _verification(spec, digest)
     if verified is None:
         raise WeightsChecksumError(
@@ -236,6 +286,8 @@ def fetch(name: str, url: str | None = None, timeout: float = 60.0, progress: bo
         part.unlink(missing_ok=True)
         raise WeightsUnavailable(unavailable_message(spec, f"download failed ({exc})")) from None
     digest = h.hexdigest()
+    if spec.unpublished and _recorded(spec) is None:
+        _record(spec, digest)  # first download: record its digest (module docstring)
     if _verification(spec, digest) is None:
         bad = dest.with_name(f"{dest.name}.sha256-mismatch-{digest[:12]}")
         os.replace(part, bad)
