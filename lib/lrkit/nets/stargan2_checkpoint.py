@@ -34,6 +34,7 @@ import torch.nn as nn
 from lrkit.fsutil import atomic_open
 from lrkit.nets.stargan2 import MappingNetwork, Stargan2Generator, StyleEncoder
 from lrkit.nets.wing import FAN
+from lrkit.statedict import state_diff
 
 NETS_EMA_KEYS = ("generator", "mapping_network", "style_encoder")
 # Present in the CelebA-HQ file (the FAN rides along in nets_ema when w_hpf > 0); the same weights as wing.ckpt.
@@ -81,11 +82,9 @@ def _as_state_dict(obj: object, where: str) -> dict[str, torch.Tensor]:
 def _compare(module: nn.Module, sd: Mapping[str, torch.Tensor], name: str,
              optional: tuple[str, ...] = ()) -> list[str]:
     """Problems loading ``sd`` into ``module`` strictly: missing keys, unexpected keys, shape mismatches."""
-    own = module.state_dict()
-    missing = [k for k in own if k not in sd]
-    unexpected = [k for k in sd if k not in own and k not in optional]
-    shapes = [f"{k} {tuple(sd[k].shape)} in file vs {tuple(own[k].shape)} here" for k in own
-              if k in sd and sd[k].shape != own[k].shape]
+    diff = state_diff(module.state_dict(), sd, ignore_unexpected=optional)
+    missing, unexpected = diff.missing, diff.unexpected
+    shapes = [f"{k} {have} in file vs {want} here" for k, have, want in diff.shapes]
     problems = []
     if missing:
         problems.append(f"{name}: missing keys {missing}")

@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from lrkit.fsutil import atomic_open
+from lrkit.statedict import state_diff
 
 __all__ = [
     "FORMAT", "FORMAT_VERSION", "capture_rng", "restore_rng", "config_differences",
@@ -297,16 +298,11 @@ def restore(
         for name in sorted(set(given) - set(saved)):
             problems.append(f"{kind} {name!r} is not in the checkpoint")
     for name in sorted(set(saved_mods) & set(modules)):
-        want, have = modules[name].state_dict(), saved_mods[name]
-        for k in sorted(set(want) - set(have)):
-            problems.append(f"module {name!r}: missing key {k!r}")
-        for k in sorted(set(have) - set(want)):
-            problems.append(f"module {name!r}: unexpected key {k!r}")
-        for k in sorted(set(want) & set(have)):
-            a, b = want[k], have[k]
-            if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape != b.shape:
-                problems.append(f"module {name!r}: {k!r} has shape {tuple(have[k].shape)} in the checkpoint, "
-                                f"{tuple(want[k].shape)} in the module")
+        diff = state_diff(modules[name].state_dict(), saved_mods[name])
+        problems += [f"module {name!r}: missing key {k!r}" for k in sorted(diff.missing)]
+        problems += [f"module {name!r}: unexpected key {k!r}" for k in sorted(diff.unexpected)]
+        problems += [f"module {name!r}: {k!r} has shape {have} in the checkpoint, {want} in the module"
+                     for k, have, want in sorted(diff.shapes)]
     for name in sorted(set(saved_opts) & set(optimizers)):
         groups, saved_groups = optimizers[name].param_groups, saved_opts[name].get("param_groups", [])
         if len(groups) != len(saved_groups):

@@ -19,6 +19,8 @@ import copy
 import torch
 from torch import nn
 
+from lrkit.statedict import state_diff
+
 __all__ = ["ema_update", "make_ema"]
 
 
@@ -35,13 +37,9 @@ def make_ema(model: nn.Module) -> nn.Module:
 
 
 def _check_same_structure(kind: str, ema_named: dict[str, torch.Tensor], model_named: dict[str, torch.Tensor]) -> None:
-    only_ema = sorted(set(ema_named) - set(model_named))
-    only_model = sorted(set(model_named) - set(ema_named))
-    shapes = sorted(
-        f"{n}: ema {tuple(ema_named[n].shape)} vs model {tuple(model_named[n].shape)}"
-        for n in set(ema_named) & set(model_named)
-        if ema_named[n].shape != model_named[n].shape
-    )
+    diff = state_diff(model_named, ema_named)
+    only_ema, only_model = sorted(diff.unexpected), sorted(diff.missing)
+    shapes = sorted(f"{n}: ema {have} vs model {want}" for n, have, want in diff.shapes)
     if only_ema or only_model or shapes:
         parts = []
         if only_ema:
