@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from lrkit.data.ops import make_lr
+from lrkit.data.ops import downscale, make_lr
 from lrkit.data.training_sets import ImageSet, open_images
 from lrkit.losses.gan import d_nonsaturating, g_nonsaturating, l1, r1_penalty
 from lrkit.nets.i2ilr_discriminator import I2ILRDiscriminator
@@ -150,7 +150,7 @@ class I2ILRTask:
 
         with torch.no_grad():
             # Unrounded LR error of the two translations in 8-bit grey levels (255/2 per unit on [-1, 1]).
-            ds = torch.nn.functional.avg_pool2d(torch.cat([x2y, y2x]).float(), cfg.hr_size // cfg.lr_size)
+            ds = downscale(torch.cat([x2y, y2x]).float(), cfg.lr_size)
             lr_err = float((ds - torch.cat([y, x])).abs().mean() * 127.5)
         return {**logs_d, **logs_r1, **logs_g, "cyc": float(loss_cyc.detach()), "lr_err_grey": lr_err}
 
