@@ -133,6 +133,15 @@ def _cmd_train_i2ilr(args: argparse.Namespace) -> int:
 
 
 def _cmd_translate(args: argparse.Namespace) -> int:
+    if args.method == "stargan2":
+        return _translate_stargan2(args)
+    if args.reference or args.domain or args.img_size is not None or args.w_hpf is not None or args.wing:
+        raise ValueError("--reference/--domain/--img-size/--w-hpf/--wing belong to --method stargan2; I2I-LR takes "
+                         "--source and --target")
+    return _translate_i2ilr(args)
+
+
+def _translate_i2ilr(args: argparse.Namespace) -> int:
     from lrkit.inference.i2ilr import load_i2ilr, load_images, prepare_targets, translate
     from lrkit.fsutil import atomic_write_bytes
     from lrkit.viz import translation_grid
@@ -140,8 +149,6 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     import io
     from PIL import Image
 
-    if args.method != "i2ilr":
-        raise ValueError(f"translate --method {args.method} is not available yet; use --method i2ilr")
     if not args.target:
         raise ValueError("give at least one --target IMG (an LR image or an HR image that is downscaled first)")
     model = load_i2ilr(args.checkpoint, device=args.device)
@@ -164,6 +171,42 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     Image.fromarray(to_uint8(grid)).save(buf, format="PNG")
     atomic_write_bytes(outdir / "grid.png", buf.getvalue())
     print(f"{T * S} images and grid.png written to {outdir} ({model.label})")
+    return 0
+
+
+def _translate_stargan2(args: argparse.Namespace) -> int:
+    import torch
+
+    from lrkit.inference.stargan2 import load_images_official, load_stargan2, save_image_official, translate_ref
+
+    if args.target:
+        raise ValueError("StarGAN v2 is reference-guided: give --reference IMG... (HR images of the target domain) "
+                         "and --domain D, not --target")
+    if not args.reference or not args.domain:
+        raise ValueError("--method stargan2 needs --reference IMG... and --domain D (one domain for all references, "
+                         "or one per reference; a name such as 'female' or an index)")
+    nets = load_stargan2(args.checkpoint, device=args.device, img_size=args.img_size, w_hpf=args.w_hpf,
+                         wing=args.wing)
+    sources = load_images_official(args.source, nets.img_size)
+    refs = load_images_official(args.reference, nets.img_size)
+    S, R = len(sources), len(refs)
+    domains = args.domain if len(args.domain) > 1 else args.domain * R
+    if len(domains) != R:
+        raise ValueError(f"got {len(args.domain)} --domain values for {R} references: give one, or one per reference")
+    y = nets.labels(domains, R)
+    # Every reference's style applied to every source (the official translate_using_reference), row r = ref r.
+    out = translate_ref(nets, sources.repeat(R, 1, 1, 1), refs.repeat_interleave(S, 0), y.repeat_interleave(S, 0))
+    outdir = Path(args.out)
+    outdir.mkdir(parents=True, exist_ok=True)
+    for r in range(R):
+        for s in range(S):
+            name = f"{Path(args.reference[r]).stem}__{Path(args.source[s]).stem}.png"
+            save_image_official(out[r * S + s], outdir / name)
+    # The official sample grid: a blank (white) cell and the sources on top, each row a reference then its outputs.
+    rows = [torch.cat([torch.ones(1, *sources.shape[1:]), sources])]
+    rows += [torch.cat([refs[r:r + 1], out[r * S:(r + 1) * S]]) for r in range(R)]
+    save_image_official(torch.cat(rows), outdir / "grid.png", nrow=S + 1)
+    print(f"{R * S} images and grid.png written to {outdir} ({nets.label})")
     return 0
 
 
@@ -233,12 +276,24 @@ def build_parser() -> argparse.ArgumentParser:
     ti.add_argument("--no-progress", action="store_true")
     ti.set_defaults(func=_cmd_train_i2ilr)
 
-    tr = sub.add_parser("translate", help="translate HR sources to LR targets with a trained checkpoint")
+    tr = sub.add_parser("translate", help="translate HR sources with a trained checkpoint (I2I-LR: to LR targets; "
+                                          "StarGAN v2: to the style of HR references)")
     tr.add_argument("--method", default="i2ilr", choices=["i2ilr", "stargan2"])
-    tr.add_argument("--checkpoint", required=True)
-    tr.add_argument("--source", nargs="+", required=True, help="HR source images (the generator's HR size)")
-    tr.add_argument("--target", nargs="+", help="LR targets, or HR images (downscaled to the LR size first)")
-    tr.add_argument("--out", required=True, help="folder for <target>__<source>.png and grid.png")
+    tr.add_argument("--checkpoint", required=True, help="an lrkit run's checkpoint; for stargan2 also an official "
+                                                        "*_nets_ema.ckpt as released")
+    tr.add_argument("--source", nargs="+", required=True, help="HR source images (the generator's HR size; stargan2 "
+                                                               "resizes them as the official loader does)")
+    tr.add_argument("--target", nargs="+", help="i2ilr: LR targets, or HR images (downscaled to the LR size first)")
+    tr.add_argument("--reference", nargs="+", help="stargan2: reference images whose style is applied")
+    tr.add_argument("--domain", nargs="+", help="stargan2: the references' domain (name or index), one or one per "
+                                                "reference")
+    tr.add_argument("--img-size", type=int, help="stargan2, official files: the size the model was trained at "
+                                                 "(default 256)")
+    tr.add_argument("--w-hpf", type=float, help="stargan2, official files: high-pass weight (1: CelebA-HQ "
+                                                "(default), 0: AFHQ)")
+    tr.add_argument("--wing", help="stargan2 with w_hpf > 0: the FAN's wing.ckpt when the checkpoint has no FAN "
+                                   "(default: the registered stargan2_wing weights)")
+    tr.add_argument("--out", required=True, help="folder for <target or reference>__<source>.png and grid.png")
     tr.add_argument("--device", default="cpu")
     tr.set_defaults(func=_cmd_translate)
 

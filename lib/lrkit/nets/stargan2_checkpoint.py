@@ -118,12 +118,15 @@ def _likely_cause(gen_sd: Mapping[str, torch.Tensor], img_size: int, w_hpf: floa
 
 def load_official_nets_ema(path: str | os.PathLike, *, img_size: int = 256, w_hpf: float = 1,
                            num_domains: int | None = None, style_dim: int = 64, latent_dim: int = 16,
-                           max_conv_dim: int = 512) -> dict[str, nn.Module]:
+                           max_conv_dim: int | None = 512, with_fan: bool = False) -> dict[str, nn.Module]:
     """Read an official ``*_nets_ema.ckpt`` into fresh networks (eval mode, on CPU).
 
-    Returns ``{"generator": Stargan2Generator, "mapping_network": MappingNetwork, "style_encoder": StyleEncoder}``.
+    Returns ``{"generator": Stargan2Generator, "mapping_network": MappingNetwork, "style_encoder": StyleEncoder}``,
+    plus ``"fan"`` (a :class:`FAN`) when ``with_fan`` and the file carries one: the official sampler and evaluator
+    use the FAN stored in ``nets_ema`` (it overrides the one built from ``wing.ckpt`` when the file is loaded).
     ``num_domains=None`` infers it from the mapping network's per-domain heads (``unshared.<i>``). ``max_conv_dim``
-    is 512 in every official model; smaller values are for tests. Any missing / unexpected key or shape mismatch in
+    is 512 in every official model; smaller values are for tests; ``None`` reads it from the file (the widest
+    encoder block of the generator). Any missing / unexpected key or shape mismatch in
     any of the three raises one ValueError listing them all and the likely cause.
     """
     obj = _torch_load_tensors(path, "StarGAN v2 nets_ema checkpoint")
@@ -147,6 +150,12 @@ def load_official_nets_ema(path: str | os.PathLike, *, img_size: int = 256, w_hp
         if num_domains == 0:
             raise ValueError(f"{path}: cannot infer num_domains (no 'unshared.<i>.' keys in mapping_network); pass "
                              f"num_domains explicitly")
+    if max_conv_dim is None:
+        # The encoder blocks' widths double up to the cap (from_rgb's width 2**14 / S is not capped).
+        widths = [v.shape[0] for k, v in sds["generator"].items() if re.match(r"^encode\.\d+\.conv2\.weight$", k)]
+        if not widths:
+            raise ValueError(f"{path}: the generator has no convolution weights; not a StarGAN v2 nets_ema file")
+        max_conv_dim = int(max(widths))
     modules: dict[str, nn.Module] = {
         "generator": Stargan2Generator(img_size, style_dim, max_conv_dim, w_hpf),
         "mapping_network": MappingNetwork(latent_dim, style_dim, num_domains),
@@ -166,8 +175,26 @@ def load_official_nets_ema(path: str | os.PathLike, *, img_size: int = 256, w_hp
         raise ValueError(f"{path} does not match img_size={img_size}, w_hpf={w_hpf}, num_domains={num_domains}, "
                          f"style_dim={style_dim}, latent_dim={latent_dim}, max_conv_dim={max_conv_dim}:\n  "
                          + "\n  ".join(problems) + f"\nLikely cause: {_likely_cause(gen_sd, img_size, w_hpf)}")
+    if with_fan and "fan" in obj:
+        fan_sd = _as_state_dict(obj["fan"], f"{path}['fan']")
+        fan = FAN()
+        # BatchNorm ``num_batches_tracked`` counters may be absent (they do not affect eval-mode output).
+        fan_problems = [p for p in _compare(fan, fan_sd, "fan") if not p.startswith("fan: missing keys")]
+        missing = [k for k in fan.state_dict() if k not in fan_sd and not k.endswith("num_batches_tracked")]
+        if missing:
+            fan_problems.append(f"fan: missing keys {missing}")
+        if fan_problems:
+            raise ValueError(f"{path}: the stored FAN does not fit StarGAN v2's FAN (98 landmarks):\n  "
+                             + "\n  ".join(fan_problems))
+        modules["fan"] = fan
+        sds["fan"] = fan_sd
     for name, module in modules.items():
-        module.load_state_dict(sds[name], strict=True)
+        if name == "fan":
+            own = module.state_dict()
+            own.update({k: v for k, v in sds[name].items() if k in own})
+            module.load_state_dict(own, strict=True)
+        else:
+            module.load_state_dict(sds[name], strict=True)
         module.eval()
     return modules
 
