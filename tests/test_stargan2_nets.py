@@ -279,3 +279,18 @@ def test_generator_rejects_bad_configuration():
     with pytest.raises(ValueError, match="w_hpf"):
         Stargan2Generator(32, w_hpf=-1)
     assert math.isclose(Stargan2Generator(32, STYLE, MAXC, w_hpf=1).hpf.filter[1, 1].item(), 8.0)
+
+
+def test_base_dim_narrows_only_the_full_resolution_width():
+    from lrkit.nets.stargan2 import Stargan2Discriminator, Stargan2Generator, StyleEncoder
+
+    official = Stargan2Generator(32, 64, 16, 0)
+    assert official.from_rgb.out_channels == 2**14 // 32  # the official rule ignores the cap at full resolution
+    narrow = Stargan2Generator(32, 64, 16, 0, base_dim=8)
+    assert narrow.from_rgb.out_channels == 8 and narrow.to_rgb[-1].in_channels == 8
+    assert StyleEncoder(32, 64, 2, 16, base_dim=4).shared[0].out_channels == 4
+    assert Stargan2Discriminator(32, 2, 16, base_dim=4).main[0].out_channels == 4
+    x = torch.zeros(1, 3, 32, 32)
+    assert narrow(x, torch.zeros(1, 64)).shape == (1, 3, 32, 32)
+    with pytest.raises(ValueError, match="base_dim"):
+        Stargan2Generator(32, 64, 16, 0, base_dim=0)

@@ -9,7 +9,9 @@ what the official code (github clovaai/stargan-v2, ``core/model.py``) registers,
 with ``strict=True``. The facts taken from there (our own code, not a copy):
 
 * Width at full resolution ``b = 2**14 // img_size`` (64 at 256 px), doubled per downsampling step, capped at
-  ``max_conv_dim`` (512).
+  ``max_conv_dim`` (512). ``base_dim`` (not an official flag; default None = that rule) sets ``b`` directly: the
+  full-resolution convs cost the same at every size under the official rule (``b * S`` is constant), so tiny CPU
+  models (tests, smoke runs) need a narrower ``b``. It changes the shapes, so official files need the default.
 * ``ResBlk`` (encoder, style encoder, discriminator): residual ``[IN] -> LReLU(0.2) -> conv3x3 (cin -> cin) ->
   [avgpool 2] -> [IN] -> LReLU -> conv3x3 (cin -> cout)``; shortcut ``conv1x1 (no bias, only if cin != cout) ->
   [avgpool 2]``; output ``(shortcut + residual) / sqrt(2)``. IN = InstanceNorm2d(affine=True), both over cin, only
@@ -235,7 +237,8 @@ class Stargan2Generator(nn.Module):
     :func:`lrkit.nets.wing.heatmap_masks`. Used only when the generator was built with ``w_hpf > 0``.
     """
 
-    def __init__(self, img_size: int = 256, style_dim: int = 64, max_conv_dim: int = 512, w_hpf: float = 1) -> None:
+    def __init__(self, img_size: int = 256, style_dim: int = 64, max_conv_dim: int = 512, w_hpf: float = 1,
+                 base_dim: int | None = None) -> None:
         super().__init__()
         _check_img_size(img_size, 32, "Stargan2Generator")
         _check_positive(style_dim=style_dim, max_conv_dim=max_conv_dim)
@@ -244,7 +247,7 @@ class Stargan2Generator(nn.Module):
         self.img_size = img_size
         self.style_dim = style_dim
         self.w_hpf = w_hpf
-        dim_in = 2**14 // img_size
+        dim_in = _base_dim(img_size, base_dim)
         self.from_rgb = nn.Conv2d(3, dim_in, 3, 1, 1)
         self.encode = nn.ModuleList()
         self.decode = nn.ModuleList()
@@ -324,10 +327,18 @@ class MappingNetwork(nn.Module):
         return _pick_domain(torch.stack([head(h) for head in self.unshared], dim=1), y)  # [B, D, style] -> [B, style]
 
 
-def _down_stack_layers(img_size: int, max_conv_dim: int) -> tuple[list[nn.Module], int]:
+def _base_dim(img_size: int, base_dim: int | None) -> int:
+    """Width at full resolution: the official ``2**14 // img_size`` unless ``base_dim`` is given."""
+    if base_dim is None:
+        return 2**14 // img_size
+    _check_positive(base_dim=base_dim)
+    return base_dim
+
+
+def _down_stack_layers(img_size: int, max_conv_dim: int, base_dim: int | None = None) -> tuple[list[nn.Module], int]:
     """Shared trunk of E and D, [B, 3, S, S] -> [B, C, 1, 1], as a layer list whose indices match the official
     ``nn.Sequential`` (0 conv3x3, 1..n ResBlks, n+1 LReLU, n+2 conv4x4, n+3 LReLU); returns (layers, C)."""
-    dim_in = 2**14 // img_size
+    dim_in = _base_dim(img_size, base_dim)
     layers: list[nn.Module] = [nn.Conv2d(3, dim_in, 3, 1, 1)]
     dim_out = dim_in
     for _ in range(int(math.log2(img_size)) - 2):  # S -> 4
@@ -342,13 +353,13 @@ class StyleEncoder(nn.Module):
     """E(x [B, 3, S, S], y [B]) -> style [B, style_dim] from the head of each sample's domain."""
 
     def __init__(self, img_size: int = 256, style_dim: int = 64, num_domains: int = 2,
-                 max_conv_dim: int = 512) -> None:
+                 max_conv_dim: int = 512, base_dim: int | None = None) -> None:
         super().__init__()
         _check_img_size(img_size, 8, "StyleEncoder")
         _check_positive(style_dim=style_dim, num_domains=num_domains, max_conv_dim=max_conv_dim)
         self.img_size = img_size
         self.num_domains = num_domains
-        layers, dim_out = _down_stack_layers(img_size, max_conv_dim)
+        layers, dim_out = _down_stack_layers(img_size, max_conv_dim, base_dim)
         self.shared = nn.Sequential(*layers)
         self.unshared = nn.ModuleList(nn.Linear(dim_out, style_dim) for _ in range(num_domains))
 
@@ -362,13 +373,14 @@ class StyleEncoder(nn.Module):
 class Stargan2Discriminator(nn.Module):
     """D(x [B, 3, S, S], y [B]) -> logits [B]: the output channel of each sample's domain."""
 
-    def __init__(self, img_size: int = 256, num_domains: int = 2, max_conv_dim: int = 512) -> None:
+    def __init__(self, img_size: int = 256, num_domains: int = 2, max_conv_dim: int = 512,
+                 base_dim: int | None = None) -> None:
         super().__init__()
         _check_img_size(img_size, 8, "Stargan2Discriminator")
         _check_positive(num_domains=num_domains, max_conv_dim=max_conv_dim)
         self.img_size = img_size
         self.num_domains = num_domains
-        layers, dim_out = _down_stack_layers(img_size, max_conv_dim)
+        layers, dim_out = _down_stack_layers(img_size, max_conv_dim, base_dim)
         self.main = nn.Sequential(*layers, nn.Conv2d(dim_out, num_domains, 1, 1, 0))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
