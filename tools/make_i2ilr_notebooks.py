@@ -18,6 +18,7 @@ device = "auto"
 run_dir = ""
 output_root = ""
 checkpoints = {}
+stargan_checkpoints = {}
 '''
 
 OPEN = '''from lrkit.evaluation import i2ilr_tables
@@ -48,16 +49,14 @@ def notebook(name: str, intro: str, params: str, cells: list[tuple[str, str]]) -
 
 
 def table(name: str, title: str, intro: str, key: str, settings: dict, columns: list, layout: str = "methods",
-          extra_md: str = "", extra_metrics: tuple = ()) -> None:
-    stargan = "Stargan-v2 [8]" if key == "i2ilr_table1" else "Stargan-v2"
-    method_names = {"Stargan-v2": stargan} if key != "i2ilr_table4" else None
-    notes = {stargan: "not run here yet: the StarGAN v2 baseline fills this row once trained or loaded"} \
-        if key != "i2ilr_table4" else None
+          extra_md: str = "", extra_metrics: tuple = (), stargan: dict | None = None) -> None:
+    row = "Stargan-v2 [8]" if key == "i2ilr_table1" else "Stargan-v2"
+    method_names = {"Stargan-v2": row} if stargan else None
     code = f'''table, results, info = i2ilr_tables.reproduce_table(
     ctx, "{key}", {settings!r}, {columns!r},
     data_root=data_root, device=dev, n_targets=n_targets or i2ilr_tables.default_n_targets(profile),
     checkpoints=checkpoints, layout="{layout}", method_names={method_names!r},
-    reported_only_notes={notes!r}, extra_metrics={extra_metrics!r},
+    extra_metrics={extra_metrics!r}, stargan={stargan!r}, stargan_checkpoints=stargan_checkpoints,
 )
 ctx.save_table(table, "{name}", title="{title}", dataset=info["dataset"], weights=info["weights"],
                device=dev, reference="{key}", notes="{TABLE_NOTE}")
@@ -102,19 +101,28 @@ ctx.save_figure(fig, f"i2ilr_train_{cfg.preset}_samples", title=f"I2I-LR {cfg.pr
           "ten HR sources drawn at random (seed 777) are translated; FID (StarGAN v2 protocol; the pytorch-fid "
           "protocol as a second column) against the train split, LPIPS diversity over the ten outputs of each "
           "target (45 pairs). A trivial baseline (the LR target upsampled bicubically) shows what the metrics give "
-          "to an output that ignores the source. MUNIT/DRIT/MSGAN are reported only.",
-          "i2ilr_table1", {"@128": "celebahq128", "@256": "celebahq256"}, ["FID", "FID (pytorch-fid)", "LPIPS"])
+          "to an output that ignores the source. MUNIT/DRIT/MSGAN are reported only.\n\nStargan-v2: the "
+          "baseline with its own reference-guided protocol on the same val images (10 outputs per source, a fresh "
+          "reference batch each, per task: female->male and male->female on CelebA-HQ, the two hair domains on "
+          "synthfaces; FID per task against the target domain's train images, averaged). Under the paper profile "
+          "the official 256 px release is used when it can be had; every other setting trains the baseline here.",
+          "i2ilr_table1", {"@128": "celebahq128", "@256": "celebahq256"}, ["FID", "FID (pytorch-fid)", "LPIPS"],
+          stargan={"@128": ("celebahq128", None), "@256": ("celebahq256", None)})
     table("table2_density_coverage", "I2I-LR Table 2: density and coverage (VGG16 fc2, k=5)",
           "# Table 2: density and coverage on CelebA-HQ\n\nPRDC with k = 5 on ImageNet-VGG16 fc2 features "
           "(`prdc_vgg16`), outputs of the Table-1 protocol against the train split. Offline, the VGG16 weights are "
           "missing: those columns are unavailable, and `prdc_efflite0` (EfficientNet-Lite0 features, a "
           "stand-in with its own name) is shown instead.",
           "i2ilr_table2", {"@128": "celebahq128", "@256": "celebahq256"}, ["Density", "Coverage"],
-          extra_metrics=("prdc_efflite0",))
+          extra_metrics=("prdc_efflite0",),
+          stargan={"@128": ("celebahq128", None), "@256": ("celebahq256", None)})
     table("table3_afhq", "I2I-LR Table 3: AFHQ per domain (trained separately)",
           "# Table 3: AFHQ, one model per domain\n\nAs the paper, each AFHQ domain (cat, dog, wild) has its own "
-          "model; sources and targets come from the same domain.",
-          "i2ilr_table3", {"@cat": "afhq_cat", "@dog": "afhq_dog", "@wild": "afhq_wild"}, ["FID", "LPIPS"])
+          "model; sources and targets come from the same domain. Stargan-v2: one three-domain model (128 px, as "
+          "I2I-LR here), evaluated on each domain's same-domain task (sources and references from that domain, as "
+          "the paper states).",
+          "i2ilr_table3", {"@cat": "afhq_cat", "@dog": "afhq_dog", "@wild": "afhq_wild"}, ["FID", "LPIPS"],
+          stargan={"@cat": ("afhq128", "cat"), "@dog": ("afhq128", "dog"), "@wild": ("afhq128", "wild")})
     table("table4_lr_resolution", "I2I-LR Table 4: effect of the LR resolution",
           "# Table 4: LR target resolution 4, 8, 16, 32\n\nOne model per LR size on CelebA-HQ 128 px. The paper "
           "finds LPIPS diversity falling as the LR size grows (the target fixes more of the output).",
@@ -128,6 +136,21 @@ ctx.save_figure(fig, f"i2ilr_train_{cfg.preset}_samples", title=f"I2I-LR {cfg.pr
                                      data_root=data_root, device=dev, checkpoints=checkpoints)
 ctx.save_figure(fig, "i2ilr_fig5", title="I2I-LR Fig. 5: sources x LR targets", dataset=info["dataset"],
                 weights=info["weights"], device=dev)''')])
+    notebook("fig6_vs_stargan",
+             "# Figure 6: I2I-LR vs StarGAN v2 (reference-guided)\n\nThe same HR sources (left) for both methods. "
+             "I2I-LR gets the LR targets (top row); StarGAN v2 gets the corresponding HR images as references "
+             "(bottom row), in their own domain. Each source has two rows: I2I-LR's outputs, then StarGAN v2's.",
+             'n_sources = 3\nn_targets = 5\n',
+             [("code", '''from lrkit.evaluation import stargan2_baseline
+
+fig, info = stargan2_baseline.figure_vs_stargan(ctx, "celebahq128", "celebahq128", n_sources=n_sources,
+                                                n_targets=n_targets, data_root=data_root, device=dev,
+                                                checkpoints=checkpoints, stargan_checkpoints=stargan_checkpoints)
+ctx.save_figure(fig, "i2ilr_fig6_vs_stargan", title="I2I-LR Fig. 6: I2I-LR (LR targets) vs StarGAN v2 (HR references)",
+                dataset=info["dataset"], weights=info["weights"], device=dev)'''),
+              ("md", "The offline metrics of both methods side by side (identity kept from the source, faithfulness "
+                     "to the target / reference, LR error against the target's LR image) are in Table 1's "
+                     "notebook, rows Ours and Stargan-v2.")])
     notebook("fig8_afhq",
              "# Figure 8: AFHQ\n\nThe Fig. 5 layout for each AFHQ domain's model (cat, dog, wild).",
              'n_sources = 4\nn_targets = 3\n',

@@ -151,6 +151,38 @@ def translation_grid(sources: torch.Tensor, targets_lr: torch.Tensor, outputs: t
     return grid
 
 
+def versus_grid(sources: torch.Tensor, targets_lr: torch.Tensor, references: torch.Tensor, ours: torch.Tensor,
+                theirs: torch.Tensor, pad: int = 2) -> torch.Tensor:
+    """The paper's Fig. 6 layout as one image [3, H', W'] in [-1, 1]: the LR targets across the top row (nearest
+    upsampled), the HR references (the same images at full resolution) across the bottom row, and for each source
+    (left column) two rows: I2I-LR's outputs ``ours`` [S, T, 3, H, H] (given the LR targets), then StarGAN v2's
+    ``theirs`` [S, T, 3, H, H] (given the HR references). White padding, blank corners."""
+    S, T = sources.shape[0], targets_lr.shape[0]
+    for name, x in (("ours", ours), ("theirs", theirs)):
+        if x.shape[:2] != (S, T):
+            raise ValueError(f"{name} must be [S={S}, T={T}, 3, H, W], got {tuple(x.shape)}")
+    if references.shape[0] != T:
+        raise ValueError(f"references must be [T={T}, 3, H, W] (the HR version of each LR target)")
+    H = sources.shape[-1]
+    lr_up = torch.nn.functional.interpolate(targets_lr.float(), size=(H, H), mode="nearest")
+    cell = H + pad
+    rows = 2 * S + 2
+    grid = torch.ones(3, rows * cell + pad, (T + 1) * cell + pad)
+
+    def put(img: torch.Tensor, r: int, c: int) -> None:
+        grid[:, pad + r * cell: pad + r * cell + H, pad + c * cell: pad + c * cell + H] = img.float().clamp(-1, 1)
+
+    for t in range(T):
+        put(lr_up[t], 0, t + 1)
+        put(references[t], rows - 1, t + 1)
+    for s in range(S):
+        put(sources[s], 1 + 2 * s, 0)
+        for t in range(T):
+            put(ours[s, t], 1 + 2 * s, t + 1)
+            put(theirs[s, t], 2 + 2 * s, t + 1)
+    return grid
+
+
 def show_grid(grid: torch.Tensor, title: str = "", col_labels: str = ""):
     """A matplotlib figure of a [3, H, W] grid in [-1, 1], each image pixel shown as a block (nearest), enlarged by
     a whole factor so small grids (32 px smoke models) stay readable; a long title is wrapped."""

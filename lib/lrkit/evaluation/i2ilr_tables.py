@@ -51,14 +51,29 @@ def offline_metrics(cfg: I2ILRConfig) -> list[str]:
     return names
 
 
-def model_dir(cfg: I2ILRConfig, runs_root: str | Path) -> Path:
+def _trainer(cfg):
+    """(task name, train function) for an I2I-LR or a StarGAN v2 config."""
+    from lrkit.train.stargan2_config import Stargan2Config
+
+    if isinstance(cfg, Stargan2Config):
+        from lrkit.train.stargan2_task import train_stargan2
+
+        return "stargan2", train_stargan2
+    if isinstance(cfg, I2ILRConfig):
+        return "i2ilr", train_i2ilr
+    raise TypeError(f"ensure_model takes an I2ILRConfig or a Stargan2Config, got {type(cfg).__name__}")
+
+
+def model_dir(cfg, runs_root: str | Path) -> Path:
     h = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:10]
-    return Path(runs_root) / "models" / "i2ilr" / f"{cfg.preset}-{h}"
+    return Path(runs_root) / "models" / _trainer(cfg)[0] / f"{cfg.preset}-{h}"
 
 
-def ensure_model(cfg: I2ILRConfig, runs_root: str | Path, *, data_root: str | None = None, device: str = "cpu",
+def ensure_model(cfg, runs_root: str | Path, *, data_root: str | None = None, device: str = "cpu",
                  progress: bool = True) -> Path:
-    """The checkpoint of ``cfg`` trained to ``cfg.steps``: reused, resumed or trained (see module docstring)."""
+    """The checkpoint of ``cfg`` (an I2I-LR or StarGAN v2 config) trained to ``cfg.steps``: reused, resumed or
+    trained (see module docstring)."""
+    task, train_fn = _trainer(cfg)
     run_dir = model_dir(cfg, runs_root)
     run_dir.mkdir(parents=True, exist_ok=True)
     latest = run_dir / "checkpoints" / "latest.pt"
@@ -66,11 +81,10 @@ def ensure_model(cfg: I2ILRConfig, runs_root: str | Path, *, data_root: str | No
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes or the process dies
         try:
             if latest.exists():
-                step = int(load_checkpoint(latest, task="i2ilr")["step"])
+                step = int(load_checkpoint(latest, task=task)["step"])
                 if step >= cfg.steps:
                     return latest
-            train_i2ilr(cfg, run_dir, data_root=data_root, device=device, resume=latest.exists(),
-                        progress=progress)
+            train_fn(cfg, run_dir, data_root=data_root, device=device, resume=latest.exists(), progress=progress)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return latest
@@ -125,7 +139,9 @@ def reproduce_table(ctx, key: str, settings: dict[str, str], paper_columns: list
                     device: str = "cpu", n_targets: int = 100, n_per_target: int = 10,
                     checkpoints: dict[str, str] | None = None, layout: str = "methods", offline: bool = True,
                     probe_size: int = 0, progress: bool = True, reported_only_notes: dict[str, str] | None = None,
-                    method_names: dict[str, str] | None = None, extra_metrics: tuple[str, ...] = ()):
+                    method_names: dict[str, str] | None = None, extra_metrics: tuple[str, ...] = (),
+                    stargan: dict[str, tuple[str, str | None]] | None = None,
+                    stargan_checkpoints: dict[str, str] | None = None):
     """Train/reuse one model per setting, evaluate it, and build the table next to the paper's numbers.
 
     ``settings``: column suffix (e.g. "@128", or "LR 4x4" for ``layout="metrics"``) -> paper preset name (mapped to
@@ -133,7 +149,11 @@ def reproduce_table(ctx, key: str, settings: dict[str, str], paper_columns: list
     ``extra_metrics``: further metrics (e.g. "prdc_efflite0", the offline stand-in of Table 2's VGG16 PRDC).
     ``layout``: "methods" (rows = methods, columns = metric + suffix: Tables 1-3) or "metrics" (rows = metrics,
     columns = settings: Table 4). ``checkpoints``: paper preset -> checkpoint file to use instead of training.
-    Returns ``(table, results)`` where ``results[suffix]`` is ``evaluate_preset``'s output.
+    ``stargan``: column suffix -> (StarGAN v2 paper preset, same-domain task's domain or None for the official
+    cross-domain tasks): adds the "Stargan-v2" row, evaluated with StarGAN v2's protocol on the same val set
+    (``stargan2_baseline``); ``stargan_checkpoints``: StarGAN v2 paper preset -> checkpoint (official or lrkit).
+    Returns ``(table, results, info)`` where ``results[suffix]`` is ``evaluate_preset``'s output (plus
+    ``"stargan"``: ``evaluate_baseline``'s).
     """
     from lrkit.evaluation.paper_compare import with_paper
     from lrkit.metrics.factor_probes import load_or_train_probes
@@ -156,6 +176,20 @@ def reproduce_table(ctx, key: str, settings: dict[str, str], paper_columns: list
                               context={"run_id": ctx.run_id, "notebook": ctx.notebook, "setting": suffix},
                               probes=probes)
         results[suffix] = res
+        if stargan and suffix in stargan:
+            from lrkit.evaluation.stargan2_baseline import evaluate_baseline
+
+            s_name, same = stargan[suffix]
+            base = evaluate_baseline(s_name, same, res, cfg, mets, profile=ctx.profile.name, runs_root=runs_root,
+                                     n_sources=n_targets, checkpoints=stargan_checkpoints,
+                                     data_root=data_root or None, device=device,
+                                     results_file=ctx.run_dir / "metrics.jsonl",
+                                     context={"run_id": ctx.run_id, "notebook": ctx.notebook, "setting": suffix,
+                                              "preset": s_name}, probes=probes, progress=progress)
+            ctx.record("model", preset=s_name, checkpoint=base["checkpoint"], source=base["source"])
+            res["stargan"] = base
+            res["records"]["Stargan-v2"] = base["records"]
+            weights.append(f"Stargan-v2 model: {base['label']} ({base['source']})")
         datasets += [ctx.record_dataset(res["train"].name + "-train", res["train"].fingerprint, n=len(res["train"])),
                      ctx.record_dataset(res["val"].name + "-val", res["val"].fingerprint, n=len(res["val"]))]
         cols = {c: PAPER_COLUMNS[c] for c in paper_columns}

@@ -80,17 +80,29 @@ def pool_images(images: ImageSet, batch_size: int = 64):
 @dataclass
 class TranslationSet:
     method: str
-    outputs: np.ndarray  # uint8 [T, K, H, W, 3]
+    outputs: np.ndarray  # uint8 [T, K, H, W, 3]: K outputs per group (an LPIPS-diversity group)
     source_idx: np.ndarray  # int64 [T, K]: val indices of the sources
-    target_idx: np.ndarray  # int64 [T]: val indices of the targets
-    targets_lr: torch.Tensor  # [T, 3, l, l] in [-1, 1]
+    # int64 [T]: one target per group (I2I-LR: a group = one LR target's K sources), or [T, K]: one per output
+    # (StarGAN v2: a group = one source's K outputs, each with its own reference)
+    target_idx: np.ndarray
+    targets_lr: torch.Tensor | None  # [T, 3, l, l] (per group) or [T * K, 3, l, l] (per output), in [-1, 1]
     info: dict = field(default_factory=dict)
 
     @property
     def flat(self) -> np.ndarray:
         return self.outputs.reshape(-1, *self.outputs.shape[2:])
 
+    def flat_target_idx(self) -> np.ndarray:
+        """[T * K]: the target (reference) of every output, in ``flat`` order."""
+        if self.target_idx.ndim == 2:
+            return self.target_idx.reshape(-1)
+        return np.repeat(self.target_idx, self.outputs.shape[1])
+
     def flat_targets_lr(self) -> torch.Tensor:
+        if self.targets_lr is None:
+            raise ValueError(f"{self.method}: this translation set has no LR targets (lr_consistency needs them)")
+        if self.target_idx.ndim == 2:
+            return self.targets_lr
         return self.targets_lr.repeat_interleave(self.outputs.shape[1], 0)
 
 
@@ -152,7 +164,7 @@ def score(ts: TranslationSet, val: ImageSet, real, metrics: list[str], *, device
             if val.factors is None:
                 raise ValueError("synthfaces_factors needs a synthfaces val set (true factors of the images)")
             src = _take(val.factors, ts.source_idx.reshape(-1))
-            tgt = _take(val.factors, np.repeat(ts.target_idx, ts.outputs.shape[1]))
+            tgt = _take(val.factors, ts.flat_target_idx())
             vals = factor_probes.synthfaces_factors(flat, src, tgt, variant=val.variant, probes=probes,
                                                     device=device)
             rec = {"metric": name, "status": "ok", "values": vals, "reason": "",

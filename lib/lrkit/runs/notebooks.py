@@ -27,6 +27,8 @@ NOTEBOOKS: tuple[NotebookSpec, ...] = (
     NotebookSpec("table3_afhq", "I2I-LR Table 3: AFHQ per domain", ("smoke", "quick", "paper")),
     NotebookSpec("table4_lr_resolution", "I2I-LR Table 4: LR resolution 4/8/16/32", ("smoke", "quick", "paper")),
     NotebookSpec("fig5_grid", "I2I-LR Fig. 5: sources x LR targets", ("smoke", "quick", "paper")),
+    NotebookSpec("fig6_vs_stargan", "I2I-LR Fig. 6: I2I-LR vs reference-guided StarGAN v2",
+                 ("smoke", "quick", "paper")),
     NotebookSpec("fig8_afhq", "I2I-LR Fig. 8: AFHQ per domain", ("smoke", "quick", "paper")),
 )
 
