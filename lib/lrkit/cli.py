@@ -107,54 +107,42 @@ def _cmd_metric(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_train_i2ilr(args: argparse.Namespace) -> int:
+def _train(args: argparse.Namespace, method: str, get_preset, train_fn, **extra) -> int:
+    """The ``lrkit train <method>`` commands: preset + overrides, run folder, device check, train or resume."""
     import torch
 
     from lrkit.runs.context import runs_root
+
+    cfg = get_preset(args.preset)
+    overrides = {k: v for k, v in (("steps", args.steps), ("seed", args.seed), ("precision", args.precision))
+                 if v is not None}
+    cfg = cfg.with_overrides(**overrides)
+    run_dir = Path(args.run_dir) if args.run_dir else runs_root() / "train" / f"{method}-{cfg.preset}"
+    device = args.device
+    if device == "auto":
+        device = "cpu" if cfg.preset.endswith("_smoke") else "cuda"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"preset {cfg.preset!r} runs on {device!r} but no CUDA device is visible; pass "
+                           "--device cpu to train it on the CPU anyway (slow), or use a *_smoke preset")
+    res = train_fn(cfg, run_dir, data_root=args.data_root, device=device, resume=args.resume,
+                   progress=not args.no_progress, **extra)
+    print(f"trained {cfg.preset} to step {res.final_step} in {res.run_dir}")
+    print(f"checkpoint: {res.checkpoint}")
+    return 0
+
+
+def _cmd_train_i2ilr(args: argparse.Namespace) -> int:
     from lrkit.train.i2ilr_config import get_preset
     from lrkit.train.i2ilr_task import train_i2ilr
 
-    cfg = get_preset(args.preset)
-    overrides = {k: v for k, v in (("steps", args.steps), ("seed", args.seed), ("precision", args.precision))
-                 if v is not None}
-    cfg = cfg.with_overrides(**overrides)
-    run_dir = Path(args.run_dir) if args.run_dir else runs_root() / "train" / f"i2ilr-{cfg.preset}"
-    device = args.device
-    if device == "auto":
-        device = "cpu" if cfg.preset.endswith("_smoke") else "cuda"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"preset {cfg.preset!r} runs on {device!r} but no CUDA device is visible; pass "
-                           "--device cpu to train it on the CPU anyway (slow), or use a *_smoke preset")
-    res = train_i2ilr(cfg, run_dir, data_root=args.data_root, device=device, resume=args.resume,
-                      progress=not args.no_progress)
-    print(f"trained {cfg.preset} to step {res.final_step} in {res.run_dir}")
-    print(f"checkpoint: {res.checkpoint}")
-    return 0
+    return _train(args, "i2ilr", get_preset, train_i2ilr)
 
 
 def _cmd_train_stargan2(args: argparse.Namespace) -> int:
-    import torch
-
-    from lrkit.runs.context import runs_root
     from lrkit.train.stargan2_config import get_preset
     from lrkit.train.stargan2_task import train_stargan2
 
-    cfg = get_preset(args.preset)
-    overrides = {k: v for k, v in (("steps", args.steps), ("seed", args.seed), ("precision", args.precision))
-                 if v is not None}
-    cfg = cfg.with_overrides(**overrides)
-    run_dir = Path(args.run_dir) if args.run_dir else runs_root() / "train" / f"stargan2-{cfg.preset}"
-    device = args.device
-    if device == "auto":
-        device = "cpu" if cfg.preset.endswith("_smoke") else "cuda"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"preset {cfg.preset!r} runs on {device!r} but no CUDA device is visible; pass "
-                           "--device cpu to train it on the CPU anyway (slow), or use a *_smoke preset")
-    res = train_stargan2(cfg, run_dir, data_root=args.data_root, device=device, resume=args.resume,
-                         progress=not args.no_progress, wing_path=args.wing)
-    print(f"trained {cfg.preset} to step {res.final_step} in {res.run_dir}")
-    print(f"checkpoint: {res.checkpoint}")
-    return 0
+    return _train(args, "stargan2", get_preset, train_stargan2, wing_path=args.wing)
 
 
 def _cmd_translate(args: argparse.Namespace) -> int:
@@ -289,30 +277,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model from a named preset (checkpoints, resume, JSONL losses)")
     tsub = t.add_subparsers(dest="method", required=True)
-    ti = tsub.add_parser("i2ilr", help="I2I-LR (presets: lrkit.train.i2ilr_config)")
-    ti.add_argument("--preset", required=True, help="e.g. celebahq128, afhq_cat, lr16, celebahq128_smoke")
-    ti.add_argument("--steps", type=int, help="train up to this many steps (default: the preset's)")
-    ti.add_argument("--run-dir", help="default: <checkout>/runs/train/i2ilr-<preset>")
-    ti.add_argument("--resume", action="store_true", help="continue from the run dir's latest checkpoint")
-    ti.add_argument("--data-root", help="the dataset folder for real-data presets (celebahq*, afhq_*, lr*)")
-    ti.add_argument("--device", default="auto", help="auto (cpu for *_smoke, else cuda), cpu, cuda, cuda:N")
-    ti.add_argument("--seed", type=int)
-    ti.add_argument("--precision", choices=["fp32", "bf16"])
-    ti.add_argument("--no-progress", action="store_true")
-    ti.set_defaults(func=_cmd_train_i2ilr)
-    ts = tsub.add_parser("stargan2", help="StarGAN v2 baseline (presets: lrkit.train.stargan2_config)")
-    ts.add_argument("--preset", required=True, help="e.g. celebahq256, afhq128, celebahq128_smoke")
-    ts.add_argument("--steps", type=int, help="train up to this many steps (default: the preset's)")
-    ts.add_argument("--run-dir", help="default: <checkout>/runs/train/stargan2-<preset>")
-    ts.add_argument("--resume", action="store_true", help="continue from the run dir's latest checkpoint")
-    ts.add_argument("--data-root", help="the dataset folder for real-data presets (celebahq*, afhq*)")
-    ts.add_argument("--device", default="auto", help="auto (cpu for *_smoke, else cuda), cpu, cuda, cuda:N")
-    ts.add_argument("--seed", type=int)
-    ts.add_argument("--precision", choices=["fp32", "bf16"])
-    ts.add_argument("--wing", help="w_hpf > 0 (celebahq*): the FAN's wing.ckpt (default: the registered "
-                                   "stargan2_wing weights)")
-    ts.add_argument("--no-progress", action="store_true")
-    ts.set_defaults(func=_cmd_train_stargan2)
+    for method, helps, func in (
+            ("i2ilr", ("I2I-LR (presets: lrkit.train.i2ilr_config)",
+                       "e.g. celebahq128, afhq_cat, lr16, celebahq128_smoke", "celebahq*, afhq_*, lr*"),
+             _cmd_train_i2ilr),
+            ("stargan2", ("StarGAN v2 baseline (presets: lrkit.train.stargan2_config)",
+                          "e.g. celebahq256, afhq128, celebahq128_smoke", "celebahq*, afhq*"),
+             _cmd_train_stargan2)):
+        tp = tsub.add_parser(method, help=helps[0])
+        tp.add_argument("--preset", required=True, help=helps[1])
+        tp.add_argument("--steps", type=int, help="train up to this many steps (default: the preset's)")
+        tp.add_argument("--run-dir", help=f"default: <checkout>/runs/train/{method}-<preset>")
+        tp.add_argument("--resume", action="store_true", help="continue from the run dir's latest checkpoint")
+        tp.add_argument("--data-root", help=f"the dataset folder for real-data presets ({helps[2]})")
+        tp.add_argument("--device", default="auto", help="auto (cpu for *_smoke, else cuda), cpu, cuda, cuda:N")
+        tp.add_argument("--seed", type=int)
+        tp.add_argument("--precision", choices=["fp32", "bf16"])
+        tp.add_argument("--no-progress", action="store_true")
+        if method == "stargan2":
+            tp.add_argument("--wing", help="w_hpf > 0 (celebahq*): the FAN's wing.ckpt (default: the registered "
+                                           "stargan2_wing weights)")
+        tp.set_defaults(func=func)
 
     tr = sub.add_parser("translate", help="translate HR sources with a trained checkpoint (I2I-LR: to LR targets; "
                                           "StarGAN v2: to the style of HR references)")

@@ -21,11 +21,11 @@ Configs are never mutated: derive one with ``dataclasses.replace`` (``with_overr
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from lrkit.nets.layers import LR_DIFF_MODES
+from lrkit.train.presets import ConfigIO, expand_presets, lookup, profile_preset
 
 __all__ = ["I2ILRConfig", "PRESETS", "get_preset", "preset_names", "preset_for_profile", "PRECISIONS"]
 
@@ -34,7 +34,7 @@ DATASETS = ("synthfaces", "celeba_hq", "afhq")
 
 
 @dataclass(frozen=True)
-class I2ILRConfig:
+class I2ILRConfig(ConfigIO):
     preset: str
     dataset: str  # "synthfaces" | "celeba_hq" | "afhq"
     domains: tuple[str, ...] | None  # domains trained on (None: all of them together)
@@ -88,29 +88,6 @@ class I2ILRConfig:
     def d_base_channels(self) -> int:
         return self.d_base if self.d_base is not None else max(1, 2 ** 14 // self.hr_size)
 
-    def to_dict(self) -> dict:
-        """JSON-able dict (tuples become lists); ``from_dict(to_dict())`` equals the config."""
-        return json.loads(json.dumps(asdict(self)))
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "I2ILRConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown I2ILRConfig field(s) {unknown}; this checkpoint or file was written by "
-                             "another lrkit version")
-        d = dict(d)
-        if d.get("domains") is not None:
-            d["domains"] = tuple(d["domains"])
-        return cls(**d)
-
-    def with_overrides(self, **kw) -> "I2ILRConfig":
-        known = {f.name for f in dataclasses.fields(self)}
-        bad = sorted(set(kw) - known)
-        if bad:
-            raise ValueError(f"unknown I2ILRConfig field(s) {bad}; valid: {sorted(known)}")
-        return dataclasses.replace(self, **kw)
-
 
 def _epochs_to_steps(n_images: int, epochs: int = 100, batch: int = 8) -> int:
     return math.ceil(epochs * n_images / batch)
@@ -151,17 +128,7 @@ def _synth(cfg: I2ILRConfig, suffix: str) -> I2ILRConfig:
                                sample_every=1000)
 
 
-def _all() -> dict[str, I2ILRConfig]:
-    paper = _paper()
-    out = dict(paper)
-    for cfg in paper.values():
-        for suffix in ("smoke", "quick"):
-            s = _synth(cfg, suffix)
-            out[s.preset] = s
-    return out
-
-
-PRESETS: dict[str, I2ILRConfig] = _all()
+PRESETS: dict[str, I2ILRConfig] = expand_presets(_paper(), _synth)
 
 
 def preset_names() -> list[str]:
@@ -169,21 +136,9 @@ def preset_names() -> list[str]:
 
 
 def get_preset(name: str) -> I2ILRConfig:
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise ValueError(f"unknown I2I-LR preset {name!r}; valid presets: {', '.join(PRESETS)}") from None
+    return lookup(PRESETS, name, "I2I-LR")
 
 
 def preset_for_profile(name: str, profile: str, steps: int = 0) -> I2ILRConfig:
-    """The preset a notebook runs for a paper preset ``name`` under a run profile: ``<name>_smoke`` (smoke),
-    ``<name>_quick`` (quick), ``<name>`` itself (paper). A name that already has a suffix is taken as is.
-    ``steps`` > 0 replaces the preset's number of steps."""
-    if name.endswith(("_smoke", "_quick")):
-        cfg = get_preset(name)
-    else:
-        suffix = {"smoke": "_smoke", "quick": "_quick", "paper": ""}.get(profile)
-        if suffix is None:
-            raise ValueError(f"unknown profile {profile!r}; use smoke, quick or paper")
-        cfg = get_preset(name + suffix)
-    return cfg.with_overrides(steps=int(steps)) if steps else cfg
+    """The preset a notebook runs for paper preset ``name`` under a run profile (``lrkit.train.presets``)."""
+    return profile_preset(PRESETS, name, profile, steps, "I2I-LR")

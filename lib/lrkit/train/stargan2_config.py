@@ -27,8 +27,9 @@ Configs are never mutated: derive one with ``with_overrides`` (checks the names)
 from __future__ import annotations
 
 import dataclasses
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+
+from lrkit.train.presets import ConfigIO, expand_presets, lookup, profile_preset
 
 __all__ = ["Stargan2Config", "PRESETS", "get_preset", "preset_names", "preset_for_profile", "lambda_ds_at",
            "PRECISIONS", "DATASETS"]
@@ -39,7 +40,7 @@ _SYNTH_VARIANTS = ("faces", "animals")
 
 
 @dataclass(frozen=True)
-class Stargan2Config:
+class Stargan2Config(ConfigIO):
     preset: str
     dataset: str  # "synthfaces" | "celeba_hq" | "afhq"
     domains: tuple[str, ...] | None = None  # domains trained on (None: all of the dataset's); at least 2
@@ -111,29 +112,6 @@ class Stargan2Config:
             raise ValueError(f"{name}.synth_n_train must be >= 2 for synthfaces (at least one image per domain), "
                              f"got {self.synth_n_train}")
 
-    def to_dict(self) -> dict:
-        """JSON-able dict (tuples become lists); ``from_dict(to_dict())`` equals the config."""
-        return json.loads(json.dumps(asdict(self)))
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Stargan2Config":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown Stargan2Config field(s) {unknown}; this checkpoint or file was written by "
-                             "another lrkit version")
-        d = dict(d)
-        if d.get("domains") is not None:
-            d["domains"] = tuple(d["domains"])
-        return cls(**d)
-
-    def with_overrides(self, **kw) -> "Stargan2Config":
-        known = {f.name for f in dataclasses.fields(self)}
-        bad = sorted(set(kw) - known)
-        if bad:
-            raise ValueError(f"unknown Stargan2Config field(s) {bad}; valid: {sorted(known)}")
-        return dataclasses.replace(self, **kw)
-
 
 def lambda_ds_at(step: int, lambda_ds: float, ds_iter: int) -> float:
     """Diversity-sensitive weight at 0-based ``step``: ``lambda_ds * max(0, 1 - step / ds_iter)``.
@@ -175,17 +153,7 @@ def _synth(cfg: Stargan2Config, suffix: str) -> Stargan2Config:
                                checkpoint_every=1000, sample_every=1000)
 
 
-def _all() -> dict[str, Stargan2Config]:
-    paper = _paper()
-    out = dict(paper)
-    for cfg in paper.values():
-        for suffix in ("smoke", "quick"):
-            s = _synth(cfg, suffix)
-            out[s.preset] = s
-    return out
-
-
-PRESETS: dict[str, Stargan2Config] = _all()
+PRESETS: dict[str, Stargan2Config] = expand_presets(_paper(), _synth)
 
 
 def preset_names() -> list[str]:
@@ -193,21 +161,9 @@ def preset_names() -> list[str]:
 
 
 def get_preset(name: str) -> Stargan2Config:
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise ValueError(f"unknown StarGAN v2 preset {name!r}; valid presets: {', '.join(PRESETS)}") from None
+    return lookup(PRESETS, name, "StarGAN v2")
 
 
 def preset_for_profile(name: str, profile: str, steps: int = 0) -> Stargan2Config:
-    """The preset a notebook runs for a paper preset ``name`` under a run profile: ``<name>_smoke`` (smoke),
-    ``<name>_quick`` (quick), ``<name>`` itself (paper). A name that already has a suffix is taken as is.
-    ``steps`` > 0 replaces the preset's number of steps (``ds_iter`` is left as the preset has it)."""
-    if name.endswith(("_smoke", "_quick")):
-        cfg = get_preset(name)
-    else:
-        suffix = {"smoke": "_smoke", "quick": "_quick", "paper": ""}.get(profile)
-        if suffix is None:
-            raise ValueError(f"unknown profile {profile!r}; use smoke, quick or paper")
-        cfg = get_preset(name + suffix)
-    return cfg.with_overrides(steps=int(steps)) if steps else cfg
+    """The preset a notebook runs for paper preset ``name`` under a run profile (``lrkit.train.presets``)."""
+    return profile_preset(PRESETS, name, profile, steps, "StarGAN v2")

@@ -1,0 +1,71 @@
+"""What the trainers' frozen configs share: JSON round trip, checked overrides and the named-preset lookup.
+
+A config class inherits :class:`ConfigIO`; its module builds ``PRESETS`` with :func:`expand_presets` (each paper
+preset plus its ``_smoke`` / ``_quick`` synthfaces versions) and answers ``preset_for_profile`` with
+:func:`profile_preset`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+
+__all__ = ["ConfigIO", "expand_presets", "lookup", "profile_preset", "PROFILE_SUFFIX"]
+
+PROFILE_SUFFIX = {"smoke": "_smoke", "quick": "_quick", "paper": ""}
+
+
+class ConfigIO:
+    """Mixin for frozen config dataclasses (configs hold scalars, None and tuples only)."""
+
+    def to_dict(self) -> dict:
+        """JSON-able dict (tuples become lists); ``from_dict(to_dict())`` equals the config."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} field(s) {unknown}; this checkpoint or file was written by "
+                             "another lrkit version")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+    def with_overrides(self, **kw):
+        known = {f.name for f in dataclasses.fields(self)}
+        bad = sorted(set(kw) - known)
+        if bad:
+            raise ValueError(f"unknown {type(self).__name__} field(s) {bad}; valid: {sorted(known)}")
+        return dataclasses.replace(self, **kw)
+
+
+def expand_presets(paper: dict, synth: Callable[[object, str], object]) -> dict:
+    """The paper presets followed by ``synth(cfg, "smoke")`` and ``synth(cfg, "quick")`` of each."""
+    out = dict(paper)
+    for cfg in paper.values():
+        for suffix in ("smoke", "quick"):
+            s = synth(cfg, suffix)
+            out[s.preset] = s
+    return out
+
+
+def lookup(presets: dict, name: str, what: str):
+    try:
+        return presets[name]
+    except KeyError:
+        raise ValueError(f"unknown {what} preset {name!r}; valid presets: {', '.join(presets)}") from None
+
+
+def profile_preset(presets: dict, name: str, profile: str, steps: int, what: str):
+    """The preset a notebook runs for paper preset ``name`` under a run profile: ``<name>_smoke`` (smoke),
+    ``<name>_quick`` (quick), ``<name>`` (paper); a name with a suffix is taken as is. ``steps`` > 0 replaces the
+    preset's number of steps."""
+    if name.endswith(("_smoke", "_quick")):
+        cfg = lookup(presets, name, what)
+    else:
+        suffix = PROFILE_SUFFIX.get(profile)
+        if suffix is None:
+            raise ValueError(f"unknown profile {profile!r}; use smoke, quick or paper")
+        cfg = lookup(presets, name + suffix, what)
+    return cfg.with_overrides(steps=int(steps)) if steps else cfg
