@@ -68,10 +68,10 @@ def _load(checkpoint: str, img_size: int, w_hpf: float | None, device: str):
 def _official_w_hpf(name: str, checkpoint: str) -> float | None:
     """For an official file (no config inside) the preset says how it was trained; lrkit checkpoints say it
     themselves (None)."""
-    from lrkit.inference.stargan2 import _is_lrkit_checkpoint
+    from lrkit.inference.stargan2 import is_lrkit_checkpoint
     from lrkit.train.stargan2_config import get_preset
 
-    if _is_lrkit_checkpoint(Path(checkpoint)):
+    if is_lrkit_checkpoint(Path(checkpoint)):
         return None
     return get_preset(name).w_hpf
 

@@ -75,8 +75,9 @@ def reference_guided_sets(nets, val: ImageSet, tasks: list[tuple[str, str]], *, 
 
     if val.domain is None or not val.domain_names:
         raise ValueError("reference-guided evaluation needs a val set with domain labels")
-    if val.pool.get([0]).shape[-1] != nets.img_size:
-        raise ValueError(f"val images are {val.pool.get([0]).shape[-1]} px but the StarGAN v2 model works at "
+    val_size = val.pool.get([0]).shape[-1]
+    if val_size != nets.img_size:
+        raise ValueError(f"val images are {val_size} px but the StarGAN v2 model works at "
                          f"{nets.img_size} px: open the val set at the model's size")
     rng = np.random.default_rng(seed)
     out = []

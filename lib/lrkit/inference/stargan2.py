@@ -30,10 +30,7 @@ import torch
 from lrkit.nets.wing import FAN, heatmap_masks
 
 __all__ = ["Stargan2Nets", "load_stargan2", "translate_ref", "translate_latent", "load_images_official",
-           "save_image_official", "OFFICIAL_DOMAINS"]
-
-# Sorted class folders of the official datasets = the released models' domain indices.
-OFFICIAL_DOMAINS = {2: ("female", "male"), 3: ("cat", "dog", "wild")}
+           "save_image_official", "is_lrkit_checkpoint"]
 
 
 @dataclass
@@ -88,7 +85,8 @@ class Stargan2Nets:
         return torch.tensor([self.domain_index(d) for d in domains], dtype=torch.int64)
 
 
-def _is_lrkit_checkpoint(path: Path) -> bool:
+def is_lrkit_checkpoint(path: Path) -> bool:
+    """Whether ``path`` is an lrkit training checkpoint (else: an official nets_ema file, or not readable)."""
     # lrkit writes torch's zip format, which memory-maps (cheap peek). The released StarGAN v2 files predate it
     # (legacy format, cannot be memory-mapped), and anything unreadable is left to the official loader's errors.
     if not zipfile.is_zipfile(path):
@@ -105,11 +103,10 @@ def _freeze(m: torch.nn.Module, device) -> torch.nn.Module:
 
 
 def _load_fan(wing: str | None) -> tuple[FAN, str]:
-    from lrkit import weights as W
-    from lrkit.nets.stargan2_checkpoint import load_official_wing
+    from lrkit.train.stargan2_task import load_fan
 
-    resolved = W.resolve("stargan2_wing", wing)
-    return load_official_wing(resolved.path), resolved.label
+    fan, record = load_fan(wing)
+    return fan, record["label"]
 
 
 def load_stargan2(checkpoint: str | Path, *, device: str = "cpu", img_size: int | None = None,
@@ -127,7 +124,7 @@ def load_stargan2(checkpoint: str | Path, *, device: str = "cpu", img_size: int 
     if not path.is_file():
         raise FileNotFoundError(f"no StarGAN v2 checkpoint at {path}; pass an official *_nets_ema.ckpt "
                                 "('lrkit weights fetch stargan2_celeba_hq') or an lrkit run's checkpoints/latest.pt")
-    if _is_lrkit_checkpoint(path):
+    if is_lrkit_checkpoint(path):
         return _load_lrkit(path, device, img_size, w_hpf, wing, domain_names)
     from lrkit.nets.stargan2_checkpoint import load_official_nets_ema
 
@@ -135,7 +132,10 @@ def load_stargan2(checkpoint: str | Path, *, device: str = "cpu", img_size: int 
     hpf = 1.0 if w_hpf is None else float(w_hpf)
     nets = load_official_nets_ema(path, img_size=size, w_hpf=hpf, max_conv_dim=None, with_fan=hpf > 0)
     n_dom = nets["mapping_network"].num_domains
-    names = tuple(domain_names) if domain_names else OFFICIAL_DOMAINS.get(n_dom, tuple(str(i) for i in range(n_dom)))
+    from lrkit.train.stargan2_config import OFFICIAL_DOMAINS
+
+    by_count = {len(v): v for v in OFFICIAL_DOMAINS.values()}
+    names = tuple(domain_names) if domain_names else by_count.get(n_dom, tuple(str(i) for i in range(n_dom)))
     if len(names) != n_dom:
         raise ValueError(f"{path} has {n_dom} domains but {len(names)} domain names were given ({list(names)})")
     fan, fan_source = None, ""

@@ -32,9 +32,11 @@ from dataclasses import dataclass
 from lrkit.train.presets import ConfigIO, expand_presets, lookup, profile_preset
 
 __all__ = ["Stargan2Config", "PRESETS", "get_preset", "preset_names", "preset_for_profile", "lambda_ds_at",
-           "PRECISIONS", "DATASETS"]
+           "PRECISIONS", "DATASETS", "OFFICIAL_DOMAINS"]
 
 PRECISIONS = ("fp32", "bf16")
+# Sorted class folders of the official datasets (= the released models' domain indices).
+OFFICIAL_DOMAINS = {"celeba_hq": ("female", "male"), "afhq": ("cat", "dog", "wild")}
 DATASETS = ("synthfaces", "celeba_hq", "afhq")
 _SYNTH_VARIANTS = ("faces", "animals")
 

@@ -59,7 +59,7 @@ from lrkit.nets.wing import FAN, heatmap_masks
 from lrkit.train.batches import ImagePool, _generator
 from lrkit.train.ema import ema_update, make_ema
 from lrkit.train.loop import LoopConfig, TrainResult, train
-from lrkit.train.stargan2_config import Stargan2Config, lambda_ds_at
+from lrkit.train.stargan2_config import OFFICIAL_DOMAINS, Stargan2Config, lambda_ds_at
 from lrkit.viz import translation_grid
 
 __all__ = ["Stargan2Task", "Stargan2Sampler", "Stargan2Inputs", "Stargan2Picks", "LOOP_KEYS", "build_nets",
@@ -73,8 +73,6 @@ N_SAMPLE = 4  # sources and references in the periodic sample grid
 _PICK_STREAM, _Z_STREAM, _AUG_STREAM = 0x5A2_0001, 0x5A2_0002, 0x5A2_0003
 # The official RandomResizedCrop: area fraction, aspect ratio (w / h), tries before the whole-image fallback.
 CROP_SCALE, CROP_RATIO, CROP_ATTEMPTS = (0.8, 1.0), (0.9, 1.1), 10
-# Sorted class folders of the official datasets (= the released models' domain indices).
-_REAL_DOMAINS = {"celeba_hq": ("female", "male"), "afhq": ("cat", "dog", "wild")}
 
 
 def domain_names_for(cfg: Stargan2Config) -> tuple[str, ...]:
@@ -84,7 +82,7 @@ def domain_names_for(cfg: Stargan2Config) -> tuple[str, ...]:
     official datasets' folders, CelebA-HQ female/male, AFHQ cat/dog/wild)."""
     if cfg.dataset == "synthfaces":
         return tuple(cfg.domains) if cfg.domains is not None else tuple(sf.DOMAINS[cfg.synth_variant])
-    return tuple(sorted(cfg.domains)) if cfg.domains is not None else _REAL_DOMAINS[cfg.dataset]
+    return tuple(sorted(cfg.domains)) if cfg.domains is not None else OFFICIAL_DOMAINS[cfg.dataset]
 
 
 def build_nets(cfg: Stargan2Config) -> dict[str, torch.nn.Module]:
@@ -452,7 +450,7 @@ def load_fan(wing_path: str | Path | None = None) -> tuple[FAN, dict]:
     from lrkit import weights as W
     from lrkit.nets.stargan2_checkpoint import load_official_wing
 
-    hint = ("this config has w_hpf > 0, so training needs StarGAN v2's FAN landmark weights (wing.ckpt): run "
+    hint = ("w_hpf > 0: the high-pass masks need StarGAN v2's FAN landmark weights (wing.ckpt): run "
             "'lrkit weights fetch stargan2_wing' on an online machine, or pass --wing PATH to a wing.ckpt")
     if wing_path is not None and not Path(wing_path).is_file():
         raise FileNotFoundError(f"--wing {wing_path}: no such file; {hint}")
