@@ -21,7 +21,8 @@ import time
 
 import torch
 
-from lrkit.train import i2ilr_config, i2ilr_task, stargan2_config, stargan2_task
+from lrkit.methods.i2ilr import config as i2ilr_config, task as i2ilr_task
+from lrkit.methods.stargan2 import config as stargan2_config, task as stargan2_task
 
 # method -> (config module, task class, training-set opener, name of the image-size field)
 METHODS = {

@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from lrkit.data.ops import make_lr, to_uint8
-from lrkit.evaluation import i2ilr_tables
 from lrkit.evaluation.paper_compare import UNAVAILABLE, cells_from_records, with_paper
 from lrkit.evaluation.translations import U8Images, bicubic_baseline, score, translate_eval_set
-from lrkit.inference.i2ilr import load_i2ilr, translate
+from lrkit.methods.i2ilr.inference import load_i2ilr, translate
 from lrkit.metrics.lr_consistency import lr_consistency
 from lrkit.train.checkpoint import load_checkpoint
-from lrkit.train.i2ilr_task import open_val_set
+from lrkit.methods.i2ilr.task import ensure_trained, open_training_set, open_val_set, train_i2ilr
+from lrkit.train.models import ensure_model, model_dir
 
 from i2ilr_tiny import TINY as _TINY
 
@@ -34,27 +34,50 @@ def runs(tmp_path_factory, one_thread):
     root = tmp_path_factory.mktemp("runs")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LRKIT_CACHE_DIR", str(root / "cache"))
-        ckpt = i2ilr_tables.ensure_model(TINY, root, progress=False)
+        ckpt = ensure_trained(TINY, root, progress=False)
     return root, ckpt
+
+
+def _dir(cfg, root, fp=None):
+    return model_dir(cfg, root, task="i2ilr", data_fingerprint=fp or open_training_set(cfg).fingerprint)
 
 
 def test_ensure_model_trains_once_then_reuses_and_resumes(runs):
     root, ckpt = runs
-    assert ckpt == i2ilr_tables.model_dir(TINY, root) / "checkpoints" / "latest.pt"
+    assert ckpt == _dir(TINY, root) / "checkpoints" / "latest.pt"
     mtime = ckpt.stat().st_mtime_ns
-    assert i2ilr_tables.ensure_model(TINY, root, progress=False) == ckpt
+    assert ensure_trained(TINY, root, progress=False) == ckpt
     assert ckpt.stat().st_mtime_ns == mtime  # reused, not retrained
     longer = TINY.with_overrides(steps=3)
-    ck3 = i2ilr_tables.ensure_model(longer, root, progress=False)
+    ck3 = ensure_trained(longer, root, progress=False)
     assert ck3 != ckpt and load_checkpoint(ck3)["step"] == 3  # another config -> its own model folder
-    assert i2ilr_tables.model_dir(TINY.with_overrides(lambda_cyc=0.1), root) != i2ilr_tables.model_dir(TINY, root)
+    assert _dir(TINY.with_overrides(lambda_cyc=0.1), root) != _dir(TINY, root)
+    # The checkpoint records the data it was trained on.
+    assert load_checkpoint(ckpt)["data_fingerprint"] == open_training_set(TINY).fingerprint
+
+
+def test_model_cache_keys_on_the_training_data(runs, tmp_path):
+    """Same config, another dataset folder -> another model; resuming a run on other data is refused."""
+    from lrkit.data.synthfaces import export_folder
+
+    root, _ = runs
+    assert _dir(TINY, root, "fp-a") != _dir(TINY, root, "fp-b")
+    real = TINY.with_overrides(dataset="celeba_hq", synth_n_train=0, synth_n_val=0, steps=1, checkpoint_every=1)
+    a = export_folder("faces", tmp_path / "a" / "celeba_hq", n_train=4, n_val=1, size=32, seed=0)
+    b = export_folder("faces", tmp_path / "b" / "celeba_hq", n_train=5, n_val=1, size=32, seed=1)
+    ck_a = ensure_trained(real, tmp_path / "runs", data_root=str(tmp_path / "a"), progress=False)
+    ck_b = ensure_trained(real, tmp_path / "runs", data_root={"celeba_hq": str(b)}, progress=False)
+    assert ck_a != ck_b and ck_a.is_file() and ck_b.is_file()
+    assert load_checkpoint(ck_a)["data_fingerprint"] == open_training_set(real, str(a)).fingerprint
+    with pytest.raises(ValueError, match="trained on other data"):
+        train_i2ilr(real.with_overrides(steps=2), ck_a.parent.parent, data_root=str(b), resume=True, progress=False)
 
 
 def test_translation_set_follows_the_protocol(runs):
     _, ckpt = runs
     model = load_i2ilr(ckpt)
     val = open_val_set(TINY)
-    ts = translate_eval_set(model.G, val, 8, n_targets=3, n_per_target=10)
+    ts = translate_eval_set(lambda s, t: translate(model.G, s, t), val, 8, n_targets=3, n_per_target=10)
     assert ts.outputs.shape == (3, 10, 32, 32, 3) and ts.outputs.dtype == np.uint8
     for t in range(3):
         assert t not in ts.source_idx[t] and len(set(ts.source_idx[t])) == 10
@@ -73,7 +96,7 @@ def test_score_matches_direct_metrics_and_marks_missing_weights(runs, tmp_path):
     _, ckpt = runs
     model = load_i2ilr(ckpt)
     val = open_val_set(TINY)
-    ts = translate_eval_set(model.G, val, 8, n_targets=2, n_per_target=10)
+    ts = translate_eval_set(lambda s, t: translate(model.G, s, t), val, 8, n_targets=2, n_per_target=10)
     results = tmp_path / "metrics.jsonl"
     recs = score(ts, val, None, ["lr_consistency", "fid_starganv2", "lpips_diversity"], results_file=results,
                  context={"run_id": "x"})
@@ -98,6 +121,10 @@ def test_with_paper_puts_each_cell_next_to_the_papers():
                    reported_only_notes={"MUNIT [16]": "not run"})
     assert t.loc[("Ours", "FID@128"), "paper"] == 15.52
     assert t.loc[("Ours", "FID@128"), "reproduced"] == 20.5 and t.loc[("Ours", "FID@128"), "status"] == "reproduced"
+    own = with_paper(cells, "i2ilr_table1", own_measurement=["synthfaces, not the paper's dataset"])
+    assert own.loc[("Ours", "FID@128"), "status"] == "own measurement"  # a synthfaces number is not a reproduction
+    assert "synthfaces" in own.loc[("Ours", "FID@128"), "note"]
+    assert own.loc[("Ours", "LR error@128"), "status"] == "not in paper"
     assert t.loc[("Ours", "LPIPS@128"), "status"] == "unavailable"
     assert t.loc[("Ours", "LR error@128"), "status"] == "not in paper"
     assert math.isnan(t.loc[("Ours", "LR error@128"), "paper"])
@@ -110,7 +137,7 @@ def test_with_paper_puts_each_cell_next_to_the_papers():
 
 
 def test_figure_grid_layout(runs):
-    from lrkit.train.i2ilr_task import sample_panel
+    from lrkit.methods.i2ilr.task import sample_panel
 
     _, ckpt = runs
     model = load_i2ilr(ckpt)
@@ -128,7 +155,7 @@ def test_figure_grid_layout(runs):
 def test_reiterable_image_sets_are_cached_by_content(runs, tmp_path):
     from lrkit.metrics import featcache
     from lrkit.evaluation.translations import pool_images
-    from lrkit.train.i2ilr_task import open_training_set
+    from lrkit.methods.i2ilr.task import open_training_set
 
     train = open_training_set(TINY)
     src = pool_images(train)

@@ -15,9 +15,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils import parametrize
 
-from lrkit.nets.i2ilr_discriminator import I2ILRDiscriminator
-from lrkit.nets.i2ilr_generator import I2ILRGenerator, PonoResBlk, SPAdaINResBlk
-from lrkit.nets.layers import (
+from lrkit.methods.i2ilr.discriminator import I2ILRDiscriminator
+from lrkit.methods.i2ilr.generator import I2ILRGenerator, PonoResBlk, SPAdaINResBlk
+from lrkit.methods.i2ilr.layers import (
     GREY_LEVEL,
     LR_DIFF_MODES,
     DynamicMomentShortcut,

@@ -11,14 +11,16 @@ from PIL import Image
 
 from lrkit import cli
 from lrkit.data.ops import make_lr, to_uint8
-from lrkit.inference.i2ilr import (
-    load_i2ilr, prepare_targets, sample_sources_per_target, translate,
+from lrkit.methods.i2ilr.inference import (
+    load_i2ilr, prepare_targets, translate,
 )
 from lrkit.losses.gan import d_nonsaturating, g_nonsaturating, l1, r1_penalty
-from lrkit.train.batches import ArrayPool, StepSampler, batch_for_step
+from lrkit.data.pools import ArrayPool
+from lrkit.train.batches import StepSampler, batch_for_step
 from lrkit.train.checkpoint import load_checkpoint
-from lrkit.train.i2ilr_config import PRESETS, I2ILRConfig, get_preset, preset_for_profile
-from lrkit.train.i2ilr_task import I2ILRTask, open_training_set, train_i2ilr
+from lrkit.evaluation.translations import sample_sources_per_target
+from lrkit.methods.i2ilr.config import PRESETS, I2ILRConfig, get_preset, preset_for_profile
+from lrkit.methods.i2ilr.task import I2ILRTask, open_training_set, train_i2ilr
 
 from i2ilr_tiny import TINY
 
@@ -224,7 +226,7 @@ def test_cli_translate_writes_every_pair_and_rejects_bad_sizes(trained, tmp_path
     # The written PNG equals the API's output for the same inputs (same batch: the CPU's convolution kernels may
     # round the last bit differently for another batch size).
     model = load_i2ilr(trained)
-    from lrkit.inference.i2ilr import load_images
+    from lrkit.methods.i2ilr.inference import load_images
 
     want = to_uint8(translate(model.G, load_images(srcs), load_images([tgt_lr] * 2)))[0]
     assert np.array_equal(np.asarray(Image.open(out / "t_lr__s0.png")), want)

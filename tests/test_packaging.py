@@ -62,13 +62,14 @@ def test_notebook_conventions(path: Path):
         assert isinstance(node, ast.Assign) and len(node.targets) == 1, ast.dump(node)
         ast.literal_eval(node.value)  # raises if not a literal
     names = {n.targets[0].id for n in tree.body}
-    assert {"profile", "seed", "data_root", "device", "run_dir", "output_root"} <= names
-    # Thin driver: no function/class definitions or loops in any cell.
+    assert {"profile", "device", "run_dir", "output_root"} <= names
+    # Thin driver: no function/class definitions, loops or branches in any cell.
     for cell in code:
         src = "".join(cell["source"])
         for node in ast.walk(ast.parse(src)):
             assert not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda,
-                                         ast.For, ast.While)), f"{path.name}: {type(node).__name__} in a cell"
+                                         ast.For, ast.While, ast.If, ast.IfExp)), \
+                f"{path.name}: {type(node).__name__} in a cell"
     assert nb["metadata"]["kernelspec"]["name"] == "lrkit"
 
 

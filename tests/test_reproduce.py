@@ -38,7 +38,7 @@ def test_smoke_batch_twice_then_compare(tmp_path, env):
     out, runs = tmp_path / "out", tmp_path / "runs"
     ids = []
     # A tiny real dataset in the StarGAN v2 layout, with one unreadable file that must be listed in the report.
-    real = tmp_path / "real"
+    real = tmp_path / "real" / "celeba_hq"
     for split, dom in (("train", "female"), ("train", "male"), ("val", "female")):
         (real / split / dom).mkdir(parents=True)
         for i in range(3):
@@ -46,7 +46,7 @@ def test_smoke_batch_twice_then_compare(tmp_path, env):
     (real / "train" / "male" / "broken.png").write_bytes(b"\x89PNG not really")
     # The data overview twice (the second time with the real dataset): two versions to compare.
     # (The whole smoke batch runs in the slow test below.)
-    for extra in ([], ["--data-root", str(real)]):
+    for extra in ([], ["--data-root", str(real.parent)]):
         p = _run_cli("reproduce", "--profile", "smoke", "--only", "00_data_overview", *extra, "--output-root",
                      str(out), "--runs-dir", str(runs), env=env)
         assert p.returncode == 0, p.stdout + p.stderr
@@ -64,8 +64,8 @@ def test_smoke_batch_twice_then_compare(tmp_path, env):
     assert manifest["environment"]["device_name"] and manifest["environment"]["python"]
     assert manifest["started"] and manifest["ended"]
     nb = manifest["notebooks"]["00_data_overview"]
-    assert nb["status"] == "ok" and nb["parameters"]["profile"] == "smoke" and nb["parameters"]["seed"] == 0
-    assert manifest["seeds"] == {"00_data_overview": 0}
+    assert nb["status"] == "ok" and nb["parameters"]["profile"] == "smoke" and manifest["seed"] == 0
+    assert nb["parameters"]["data"] == {"celeba_hq": str(real.resolve())} == manifest["datasets_given"]
     names = {d["name"] for d in manifest["datasets"]}
     assert "synthfaces-faces-train-64" in names and all(len(d["fingerprint"]) == 64 for d in manifest["datasets"])
     assert manifest["weights"] == []
@@ -77,9 +77,9 @@ def test_smoke_batch_twice_then_compare(tmp_path, env):
     for src in re.findall(r'<img src="([^"]+)"', page):
         assert (run_dir / src).resolve().is_file(), src
     assert "data_synthfaces_faces" in page and (run_dir / "logs" / "00_data_overview.log").exists()
-    assert "data_real" in page and "broken.png" in page  # the skipped file is listed, never silent
+    assert "data_real_celeba_hq" in page and "broken.png" in page  # the skipped file is listed, never silent
     assert manifest["skipped_images"][0]["count"] == 1
-    assert any(d["name"].startswith("real:") for d in manifest["datasets"])
+    assert any(d["name"] == "celeba_hq" for d in manifest["datasets"])
 
     # Two runs, two versions of every artifact; the latest names the second run.
     hist = sorted((out / "paper_tables/smoke/history/data_synthfaces_faces_factors").glob("*.csv"))
@@ -89,7 +89,7 @@ def test_smoke_batch_twice_then_compare(tmp_path, env):
 
     p = _run_cli("compare", ids[0], ids[1], "--output-root", str(out), env=env)
     assert p.returncode == 0, p.stderr
-    assert f"only in {ids[1]}: smoke/data_real" in p.stdout
+    assert f"only in {ids[1]}: smoke/data_real_celeba_hq" in p.stdout
     assert "changed" in p.stdout and ", 0 changed" in p.stdout  # synthfaces is deterministic
     assert "figure smoke/data_synthfaces_faces: identical" in p.stdout
 
@@ -147,11 +147,11 @@ def test_i2ilr_notebooks_share_one_model(tmp_path, env):
     assert {nb for nb, _ in used} == {"train_i2ilr", "fig5_grid"} and len({c for _, c in used}) == 1
 
 
-def _write_nb(path: Path, body: str) -> None:
+def _write_nb(path: Path, body: str, params: str = "") -> None:
     nb = nbformat.v4.new_notebook()
     nb.cells = [
-        nbformat.v4.new_code_cell('profile = "smoke"\nseed = 0\ndata_root = ""\ndevice = "auto"\nrun_dir = ""\n'
-                                  'output_root = ""', metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell('profile = "smoke"\ndata = {}\ndevice = "auto"\nrun_dir = ""\n'
+                                  'output_root = ""\n' + params, metadata={"tags": ["parameters"]}),
         nbformat.v4.new_code_cell(body),
     ]
     nb.metadata["kernelspec"] = {"name": "lrkit", "display_name": "Python (lrkit)", "language": "python"}
@@ -165,7 +165,7 @@ def test_failing_notebook_is_recorded_and_others_run(tmp_path, monkeypatch, caps
     _write_nb(nbdir / "good.ipynb",
               "import pandas as pd\nfrom lrkit.runs.context import open_run\n"
               "ctx = open_run(run_dir, profile, notebook='good', output_root=output_root)\n"
-              "ctx.save_table(pd.DataFrame({'x': [seed + 1.0]}), 'tiny', title='tiny', dataset='none')")
+              "ctx.save_table(pd.DataFrame({'x': [1.0]}), 'tiny', title='tiny', dataset='none')")
     monkeypatch.setattr(nbreg, "NOTEBOOKS", (NotebookSpec("bad", "bad", ("smoke",)),
                                              NotebookSpec("good", "good", ("smoke",))))
     monkeypatch.setattr(nbreg, "notebook_dir", lambda: nbdir)
@@ -189,3 +189,90 @@ def test_bad_arguments_are_clear(tmp_path, capsys):
     assert "unknown notebook(s) ['nope']" in capsys.readouterr().err
     assert cli.main(["reproduce", "--data-root", str(tmp_path / "missing"), "--runs-dir", str(tmp_path)]) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_parameter_overrides_reach_the_notebooks_that_declare_them(tmp_path, monkeypatch, capsys):
+    """-p NAME=VALUE goes to every notebook declaring NAME (and only those), is recorded in the manifest, and an
+    unknown name is an error listing the valid ones."""
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    body = ("import json, pathlib\npathlib.Path(run_dir, NAME + '.json').write_text(json.dumps(dict(steps=steps, "
+            "extra=globals().get('n_eval_targets'))))")
+    _write_nb(nbdir / "a.ipynb", body.replace("NAME", "'a'"), params="steps = 0\nn_eval_targets = 0\n")
+    _write_nb(nbdir / "b.ipynb", body.replace("NAME", "'b'"), params="steps = 0\n")
+    monkeypatch.setattr(nbreg, "NOTEBOOKS", (NotebookSpec("a", "a", ("smoke",)), NotebookSpec("b", "b", ("smoke",))))
+    monkeypatch.setattr(nbreg, "notebook_dir", lambda: nbdir)
+    res = reproduce("smoke", output_root=tmp_path / "out", runs_dir=tmp_path / "runs",
+                    overrides=["steps=2", "n_eval_targets=4"])
+    assert res.ok, res.statuses
+    assert json.loads((res.run_dir / "a.json").read_text()) == {"steps": 2, "extra": 4}
+    assert json.loads((res.run_dir / "b.json").read_text()) == {"steps": 2, "extra": None}  # b does not declare it
+    manifest = json.loads((res.run_dir / "manifest.json").read_text())
+    assert manifest["overrides"] == {"steps": 2, "n_eval_targets": 4}
+    assert manifest["notebooks"]["b"]["parameters"].get("n_eval_targets") is None
+    assert cli.main(["reproduce", "-p", "stpes=2", "--runs-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown notebook parameter(s) ['stpes']" in err and "n_eval_targets, steps" in err
+
+
+def test_paper_profile_missing_dataset_fails_only_its_notebooks(tmp_path, monkeypatch):
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    for name in ("faces", "animals"):
+        _write_nb(nbdir / f"{name}.ipynb", "assert data, data")
+    monkeypatch.setattr(nbreg, "NOTEBOOKS", (NotebookSpec("faces", "f", ("paper",), ("celeba_hq",)),
+                                             NotebookSpec("animals", "a", ("paper",), ("afhq",))))
+    monkeypatch.setattr(nbreg, "notebook_dir", lambda: nbdir)
+    (tmp_path / "data" / "afhq").mkdir(parents=True)
+    res = reproduce("paper", data_root=str(tmp_path / "data"), output_root=tmp_path / "out",
+                    runs_dir=tmp_path / "runs")
+    assert res.statuses == {"faces": "failed", "animals": "ok"}
+    err = json.loads((res.run_dir / "manifest.json").read_text())["notebooks"]["faces"]["error"]
+    assert err.startswith("DatasetMissing: faces needs celeba_hq") and "--data celeba_hq=PATH" not in err
+    assert "lrkit data download" in err and "\n" not in err
+
+
+def test_notebook_datasets_match_the_specs_they_name():
+    """The registry's paper-profile datasets are those of the presets each notebook's spec trains."""
+    from lrkit.methods.i2ilr import figures, tables
+    from lrkit.methods.i2ilr.config import get_preset
+
+    specs = {**{n: t.presets for n, t in tables.TABLES.items()},
+             **{n: tuple(p for _, p in f.panels) for n, f in figures.FIGURES.items()}, "train_i2ilr": ("celebahq128",)}
+    for nb in nbreg.NOTEBOOKS:
+        want = tuple(dict.fromkeys(get_preset(p).dataset for p in specs.get(nb.name, ())))
+        assert nb.datasets == want, nb.name
+
+
+def _real_tree(root: Path) -> Path:
+    """synthfaces exported at 128 px in the real datasets' layouts, a handful of images per domain."""
+    from lrkit.data.synthfaces import export_folder
+
+    export_folder("faces", root / "celeba_hq", n_train=6, n_val=6, size=128, seed=0)
+    export_folder("animals", root / "afhq", n_train=4, n_val=6, size=128, seed=0)
+    return root
+
+
+@pytest.mark.slow
+def test_paper_profile_miniature(tmp_path, env):
+    """Every paper-profile notebook on a tiny real-layout tree with the paper presets for 2 steps: each finishes,
+    and each table names the real dataset, profile paper and device cpu."""
+    from lrkit.runs.artifacts import read_table_csv
+
+    tree = _real_tree(tmp_path / "data")
+    out, runs = tmp_path / "out", tmp_path / "runs"
+    p = _run_cli("reproduce", "--profile", "paper", "--data-root", str(tree), "--device", "cpu", "-p", "steps=2",
+                 "-p", "n_eval_targets=2", "--output-root", str(out), "--runs-dir", str(runs), env=env, timeout=3600)
+    assert p.returncode == 0, p.stdout + p.stderr
+    run_id = Path(re.search(r"HTML report: (\S+index\.html)", p.stdout).group(1)).parent.name
+    manifest = json.loads((runs / run_id / "manifest.json").read_text())
+    assert {n: nb["status"] for n, nb in manifest["notebooks"].items()} == \
+        {nb.name: "ok" for nb in nbreg.NOTEBOOKS if "paper" in nb.profiles}
+    assert manifest["overrides"] == {"steps": 2, "n_eval_targets": 2}
+    for name, dataset in (("table1_celebahq_fid_lpips", "celeba_hq"), ("table3_afhq", "afhq")):
+        md = (out / "paper_tables" / "paper" / f"{name}.md").read_text()
+        prov = next(line for line in md.splitlines() if line.startswith("_run "))
+        assert "profile paper" in prov and "device cpu" in prov and f"dataset {dataset}-train@" in prov, prov
+        assert "synthfaces" not in md  # nothing hard-codes the embedded dataset
+        t = read_table_csv(out / "paper_tables" / "paper" / f"{name}.csv")
+        assert "reproduced" not in set(t["status"])  # 2 steps and 2 targets are the kit's own measurement

@@ -9,13 +9,18 @@ import torch
 from PIL import Image
 
 from lrkit.cli import main
-from lrkit.evaluation import i2ilr_tables
+from lrkit.methods.i2ilr import tables as i2ilr_tables
+from lrkit.methods.i2ilr.evaluation import evaluate_preset
+from lrkit.methods.i2ilr.figures import figure_vs_stargan
+from lrkit.methods.i2ilr.task import ensure_trained
+from lrkit.methods.stargan2.task import ensure_trained as ensure_stargan2, open_training_set as s2_train_set
+from lrkit.train.models import model_dir
 from lrkit.evaluation.paper_compare import UNAVAILABLE, cells_from_records, with_paper
-from lrkit.evaluation.stargan2_baseline import evaluate_baseline, figure_vs_stargan
-from lrkit.inference.stargan2 import load_stargan2, translate_ref
+from lrkit.methods.stargan2.baseline import evaluate_baseline
+from lrkit.methods.stargan2.inference import load_stargan2, translate_ref
 from lrkit.runs.context import open_run
 from lrkit.train.checkpoint import load_checkpoint
-from lrkit.train.stargan2_config import get_preset as s2_preset
+from lrkit.methods.stargan2.config import get_preset as s2_preset
 from lrkit.viz import versus_grid
 
 from i2ilr_tiny import TINY as _I2ILR_TINY
@@ -37,18 +42,19 @@ def models(tmp_path_factory, one_thread):
     root = tmp_path_factory.mktemp("runs")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LRKIT_CACHE_DIR", str(root / "cache"))
-        ours = i2ilr_tables.ensure_model(I2ILR, root, progress=False)
-        theirs = i2ilr_tables.ensure_model(STARGAN, root, progress=False)
+        ours = ensure_trained(I2ILR, root, progress=False)
+        theirs = ensure_stargan2(STARGAN, root, progress=False)
     return root, ours, theirs
 
 
 def test_ensure_model_keeps_stargan_models_apart(models):
     root, ours, theirs = models
-    assert theirs == i2ilr_tables.model_dir(STARGAN, root) / "checkpoints" / "latest.pt"
+    fp = s2_train_set(STARGAN).fingerprint
+    assert theirs == model_dir(STARGAN, root, task="stargan2", data_fingerprint=fp) / "checkpoints" / "latest.pt"
     assert "stargan2" in theirs.parts and "i2ilr" in ours.parts
     assert load_checkpoint(theirs, task="stargan2")["step"] == 2
     mtime = theirs.stat().st_mtime_ns
-    assert i2ilr_tables.ensure_model(STARGAN, root, progress=False) == theirs and theirs.stat().st_mtime_ns == mtime
+    assert ensure_stargan2(STARGAN, root, progress=False) == theirs and theirs.stat().st_mtime_ns == mtime
 
 
 def test_lrkit_checkpoint_loads_its_ema_nets_and_config(models):
@@ -83,9 +89,9 @@ def test_cli_trains_and_translates_with_an_lrkit_checkpoint(tmp_path, capsys):
 
 def test_stargan_row_uses_its_protocol_on_the_same_val_set(models):
     root, ours, theirs = models
-    res = i2ilr_tables.evaluate_preset(I2ILR, ours, ["lr_consistency", "lpips_diversity"], n_targets=4,
-                                       baseline=False)
-    base = evaluate_baseline("celebahq128", None, res, I2ILR, ["lr_consistency", "lpips_diversity"],
+    res = evaluate_preset(I2ILR, ours, ["lr_consistency", "lpips_diversity"], n_targets=4, baseline=False)
+    base = evaluate_baseline("celebahq128", None, res["val"], res["train"], ["lr_consistency", "lpips_diversity"],
+                             hr_size=I2ILR.hr_size, lr_size=I2ILR.lr_size, dataset=I2ILR.dataset,
                              profile="smoke", runs_root=root, n_sources=4, checkpoints={"celebahq128": str(theirs)})
     assert base["source"] == "given checkpoint"
     assert set(base["per_task"]) == {"shorthair2longhair", "longhair2shorthair"}
@@ -129,7 +135,7 @@ def test_figure_vs_stargan_feeds_each_method_its_own_target(models, tmp_path):
     ctx = open_run("", "smoke", notebook="fig6_vs_stargan", output_root=tmp_path / "out", runs_dir=tmp_path / "r")
     fig, info = figure_vs_stargan(ctx, I2ILR.preset, STARGAN.preset, n_sources=2, n_targets=3,
                                   checkpoints={I2ILR.preset: str(ours)}, stargan_checkpoints={STARGAN.preset: str(theirs)})
-    from lrkit.train.i2ilr_task import open_val_set
+    from lrkit.methods.i2ilr.task import open_val_set
 
     val = open_val_set(I2ILR, n=max(I2ILR.synth_n_val, 5))
     nets = load_stargan2(theirs)

@@ -9,12 +9,12 @@ import torch
 
 from lrkit.data.ops import from_uint8, make_lr
 from lrkit.data.training_sets import open_images
-from lrkit.evaluation.stargan2_eval import (aggregate_tasks, cross_domain_tasks, reference_guided_sets,
+from lrkit.methods.stargan2.evaluation import (aggregate_tasks, cross_domain_tasks, reference_guided_sets,
                                            same_domain_tasks, score_reference_guided)
 from lrkit.evaluation.translations import U8Images
-from lrkit.inference.stargan2 import Stargan2Nets, translate_ref
+from lrkit.methods.stargan2.inference import Stargan2Nets, translate_ref
 from lrkit.metrics.lr_consistency import lr_consistency
-from lrkit.nets.stargan2 import MappingNetwork, Stargan2Generator, StyleEncoder
+from lrkit.methods.stargan2.nets import MappingNetwork, Stargan2Generator, StyleEncoder
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

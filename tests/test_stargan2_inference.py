@@ -9,10 +9,10 @@ import torch
 from PIL import Image
 
 from lrkit.cli import main
-from lrkit.inference.stargan2 import load_images_official, load_stargan2, translate_latent, translate_ref
-from lrkit.nets.stargan2 import MappingNetwork, Stargan2Generator, StyleEncoder
-from lrkit.nets.stargan2_checkpoint import save_nets_ema_like_official
-from lrkit.nets.wing import FAN, heatmap_masks
+from lrkit.methods.stargan2.inference import load_images_official, load_stargan2, translate_latent, translate_ref
+from lrkit.methods.stargan2.nets import MappingNetwork, Stargan2Generator, StyleEncoder
+from lrkit.methods.stargan2.official_files import save_nets_ema_like_official
+from lrkit.methods.stargan2.fan import FAN, heatmap_masks
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

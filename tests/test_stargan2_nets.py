@@ -8,9 +8,9 @@ import math
 import pytest
 import torch
 
-from lrkit.nets.stargan2 import MappingNetwork, Stargan2Discriminator, Stargan2Generator, StyleEncoder
-from lrkit.nets.stargan2_checkpoint import load_official_nets_ema, load_official_wing, save_nets_ema_like_official
-from lrkit.nets.wing import FAN, heatmap_masks, masks_from_heatmaps
+from lrkit.methods.stargan2.nets import MappingNetwork, Stargan2Discriminator, Stargan2Generator, StyleEncoder
+from lrkit.methods.stargan2.official_files import load_official_nets_ema, load_official_wing, save_nets_ema_like_official
+from lrkit.methods.stargan2.fan import FAN, heatmap_masks, masks_from_heatmaps
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -282,7 +282,7 @@ def test_generator_rejects_bad_configuration():
 
 
 def test_base_dim_narrows_only_the_full_resolution_width():
-    from lrkit.nets.stargan2 import Stargan2Discriminator, Stargan2Generator, StyleEncoder
+    from lrkit.methods.stargan2.nets import Stargan2Discriminator, Stargan2Generator, StyleEncoder
 
     official = Stargan2Generator(32, 64, 16, 0)
     assert official.from_rgb.out_channels == 2**14 // 32  # the official rule ignores the cap at full resolution

@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from lrkit import weights as W
-from lrkit.nets.wing import FAN
-from lrkit.train.batches import ArrayPool
+from lrkit.methods.stargan2.fan import FAN
+from lrkit.data.pools import ArrayPool
 from lrkit.train.checkpoint import load_checkpoint
-from lrkit.train.stargan2_config import (
+from lrkit.methods.stargan2.config import (
     PRESETS, Stargan2Config, get_preset, lambda_ds_at, preset_for_profile,
 )
-from lrkit.train.stargan2_task import (
+from lrkit.methods.stargan2.task import (
     Stargan2Sampler, Stargan2Task, build_nets, domain_names_for, open_training_set, random_resized_crop_flip,
     train_stargan2,
 )

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from lrkit.errors import UserError
 from lrkit.profiles import PROFILES
 
 
@@ -14,7 +15,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     from lrkit.runs.reproduce import reproduce
 
     res = reproduce(profile=args.profile, only=args.only, data_root=args.data_root, jobs=args.jobs,
-                    device=args.device, output_root=args.output_root, runs_dir=args.runs_dir)
+                    device=args.device, output_root=args.output_root, runs_dir=args.runs_dir, data=args.data,
+                    overrides=args.parameters)
     width = max(len(n) for n in res.statuses)
     print(f"\nrun {res.run_id} (profile {args.profile})", file=sys.stderr)
     for name, status in res.statuses.items():
@@ -88,15 +90,22 @@ def _cmd_metric(args: argparse.Namespace) -> int:
     from lrkit import weights as W
     from lrkit.metrics import registry
 
-    spec = registry.get_metric(args.name)
-    try:
-        resolved = registry.resolve_weights(spec, args.weights)
-    except (W.WeightsUnavailable, W.WeightsChecksumError) as exc:
-        print(f"lrkit: {args.name} unavailable: {exc}", file=sys.stderr)
-        return 2
-    values = registry.compute(args.name, real=args.real, fake=args.fake, weights=args.weights,
-                              device=args.device, batch_size=args.batch_size)
-    labels = [r.label for r in resolved]
+    if args.name == "synthfaces_factors":
+        from lrkit.metrics.factor_files import synthfaces_factors_files
+
+        values, labels = synthfaces_factors_files(args.real, args.fake, split=args.split, device=args.device), \
+            ["synthfaces factor probes (trained here, cached by content)"]
+    else:
+        spec = registry.get_metric(args.name)
+        try:
+            resolved = registry.resolve_weights(spec, args.weights)
+        except (W.WeightsUnavailable, W.WeightsChecksumError) as exc:
+            print(f"lrkit: {args.name} unavailable: {exc}", file=sys.stderr)
+            return 2
+        opts = {"allow_singular": True} if args.allow_singular else {}
+        values = registry.compute(args.name, real=args.real, fake=args.fake, weights=args.weights,
+                                  device=args.device, batch_size=args.batch_size, **opts)
+        labels = [r.label for r in resolved]
     if args.json:
         print(json.dumps({"metric": args.name, "values": values, "weights": labels}, indent=2))
     else:
@@ -105,6 +114,17 @@ def _cmd_metric(args: argparse.Namespace) -> int:
         for label in labels:
             print(f"weights: {label}")
     return 0
+
+
+def _metric_epilog() -> str:
+    from lrkit.metrics import registry
+
+    lines = ["metrics (a name fixes the whole protocol):"]
+    lines += [f"  {m.name:<22} {m.summary} [--real: {m.real_is}]" for m in registry.METRICS.values()]
+    lines.append(f"  {'synthfaces_factors':<22} identity (fine factors of the source) and faithfulness (coarse factors "
+                 "of the target) read back by the synthfaces factor probes [--real: an `lrkit data synth` folder; "
+                 "--fake: `lrkit translate` outputs named <target>__<source>.png]")
+    return "\n".join(lines)
 
 
 def _train(args: argparse.Namespace, method: str, get_preset, train_fn, **extra) -> int:
@@ -122,8 +142,10 @@ def _train(args: argparse.Namespace, method: str, get_preset, train_fn, **extra)
     if device == "auto":
         device = "cpu" if cfg.preset.endswith("_smoke") else "cuda"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"preset {cfg.preset!r} runs on {device!r} but no CUDA device is visible; pass "
-                           "--device cpu to train it on the CPU anyway (slow), or use a *_smoke preset")
+        from lrkit.errors import DeviceUnavailable
+
+        raise DeviceUnavailable(f"preset {cfg.preset!r} runs on {device!r} but no CUDA device is visible; pass "
+                                "--device cpu to train it on the CPU anyway (slow), or use a *_smoke preset")
     res = train_fn(cfg, run_dir, data_root=args.data_root, device=device, resume=args.resume,
                    progress=not args.no_progress, **extra)
     print(f"trained {cfg.preset} to step {res.final_step} in {res.run_dir}")
@@ -132,15 +154,15 @@ def _train(args: argparse.Namespace, method: str, get_preset, train_fn, **extra)
 
 
 def _cmd_train_i2ilr(args: argparse.Namespace) -> int:
-    from lrkit.train.i2ilr_config import get_preset
-    from lrkit.train.i2ilr_task import train_i2ilr
+    from lrkit.methods.i2ilr.config import get_preset
+    from lrkit.methods.i2ilr.task import train_i2ilr
 
     return _train(args, "i2ilr", get_preset, train_i2ilr)
 
 
 def _cmd_train_stargan2(args: argparse.Namespace) -> int:
-    from lrkit.train.stargan2_config import get_preset
-    from lrkit.train.stargan2_task import train_stargan2
+    from lrkit.methods.stargan2.config import get_preset
+    from lrkit.methods.stargan2.task import train_stargan2
 
     return _train(args, "stargan2", get_preset, train_stargan2, wing_path=args.wing)
 
@@ -155,7 +177,7 @@ def _cmd_translate(args: argparse.Namespace) -> int:
 
 
 def _translate_i2ilr(args: argparse.Namespace) -> int:
-    from lrkit.inference.i2ilr import load_i2ilr, load_images, prepare_targets, translate
+    from lrkit.methods.i2ilr.inference import load_i2ilr, load_images, prepare_targets, translate
     from lrkit.fsutil import atomic_write_bytes
     from lrkit.viz import translation_grid
     from lrkit.data.ops import to_uint8
@@ -190,7 +212,7 @@ def _translate_i2ilr(args: argparse.Namespace) -> int:
 def _translate_stargan2(args: argparse.Namespace) -> int:
     import torch
 
-    from lrkit.inference.stargan2 import load_images_official, load_stargan2, save_image_official, translate_ref
+    from lrkit.methods.stargan2.inference import load_images_official, load_stargan2, save_image_official, translate_ref
 
     if args.target:
         raise ValueError("StarGAN v2 is reference-guided: give --reference IMG... (HR images of the target domain) "
@@ -230,7 +252,13 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("reproduce", help="execute the notebooks of a profile into a new versioned run")
     r.add_argument("--profile", default="smoke", choices=list(PROFILES))
     r.add_argument("--only", nargs="+", metavar="NAME", help="run only these notebooks (file stems)")
-    r.add_argument("--data-root", help="a real dataset folder (StarGAN v2 layout or flat)")
+    r.add_argument("--data-root", help="a folder holding the real datasets by name: celeba_hq/, afhq/ (as "
+                                       "`lrkit data download NAME --root ROOT` makes them)")
+    r.add_argument("--data", action="append", metavar="NAME=PATH",
+                   help="a real dataset's folder, e.g. celeba_hq=/data/celeba_hq (repeatable; wins over --data-root)")
+    r.add_argument("-p", "--parameter", dest="parameters", action="append", metavar="NAME=VALUE",
+                   help="a notebook parameter for every notebook that declares it, e.g. -p steps=2 -p "
+                        "n_eval_targets=4 (repeatable; values are Python literals)")
     r.add_argument("--jobs", type=int, default=1, help="notebooks executed in parallel (default 1)")
     r.add_argument("--device", default="auto", help="auto (the profile's), cpu, cuda, cuda:N")
     r.add_argument("--output-root", help="where paper_tables/ and figures/ are written (default: the checkout)")
@@ -265,23 +293,28 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("--size", type=int, default=128)
     ds.add_argument("--seed", type=int, default=0)
     ds.set_defaults(func=_cmd_data_synth)
-    m = sub.add_parser("metric", help="compute one metric on two folders of images (pairwise: paired by file name)")
-    m.add_argument("name", help="metric name, e.g. fid_pytorchfid, lpips, psnr, fd_efficientnet_lite0")
+    m = sub.add_parser("metric", help="compute one metric on two folders of images (pairwise: paired by file name)",
+                       epilog=_metric_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    m.add_argument("name", help="metric name (listed below)")
     m.add_argument("--real", help="reference side: real set, ground truth, sources or LR targets (per metric)")
     m.add_argument("--fake", required=True, help="generated images (lpips_diversity: one sub-folder per output)")
     m.add_argument("--weights", help="use this weight file (a non-official file is reported as unverified)")
     m.add_argument("--device", default="cpu")
     m.add_argument("--batch-size", type=int, default=32)
+    m.add_argument("--allow-singular", action="store_true",
+                   help="Frechet distances on sets smaller than the feature dimension (flagged singular_covariance)")
+    m.add_argument("--split", default="val", help="synthfaces_factors: the split of the --real export the "
+                                                  "sources and targets come from (default val)")
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=_cmd_metric)
 
     t = sub.add_parser("train", help="train a model from a named preset (checkpoints, resume, JSONL losses)")
     tsub = t.add_subparsers(dest="method", required=True)
     for method, helps, func in (
-            ("i2ilr", ("I2I-LR (presets: lrkit.train.i2ilr_config)",
+            ("i2ilr", ("I2I-LR (presets: lrkit.methods.i2ilr.config)",
                        "e.g. celebahq128, afhq_cat, lr16, celebahq128_smoke", "celebahq*, afhq_*, lr*"),
              _cmd_train_i2ilr),
-            ("stargan2", ("StarGAN v2 baseline (presets: lrkit.train.stargan2_config)",
+            ("stargan2", ("StarGAN v2 baseline (presets: lrkit.methods.stargan2.config)",
                           "e.g. celebahq256, afhq128, celebahq128_smoke", "celebahq*, afhq*"),
              _cmd_train_stargan2)):
         tp = tsub.add_parser(method, help=helps[0])
@@ -332,8 +365,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError, KeyError) as exc:
-        # Bad input: one clear line, no traceback (the message names the problem and the fix).
+    except (UserError, ValueError, FileNotFoundError, FileExistsError) as exc:
+        # Bad input or a missing asset: one clear line naming the problem and the fix. Anything else (a shape
+        # error, CUDA out of memory, a KeyError inside the kit) is a bug and keeps its traceback.
         print(f"lrkit: error: {exc}", file=sys.stderr)
         return 2
 

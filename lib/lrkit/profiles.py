@@ -24,6 +24,7 @@ class Profile:
     synth_n_train: int  # synthfaces images in the train split, all domains together (generate()'s n)
     synth_n_val: int  # synthfaces images in the val split, all domains together
     batch_size: int
+    eval_targets: int  # LR targets per table evaluation (the first N val images; 0 = every val image, the papers')
     seed: int = 0
     minutes_per_notebook: float = 10.0  # budget the profile is designed for (documentation, checked by benchmarks)
 
@@ -42,6 +43,7 @@ PROFILES: dict[str, Profile] = {
             synth_n_train=64,
             synth_n_val=32,
             batch_size=8,
+            eval_targets=16,
             minutes_per_notebook=5.0,
         ),
         Profile(
@@ -55,6 +57,7 @@ PROFILES: dict[str, Profile] = {
             synth_n_train=2000,
             synth_n_val=500,
             batch_size=8,
+            eval_targets=500,
             minutes_per_notebook=10.0,
         ),
         Profile(
@@ -68,6 +71,7 @@ PROFILES: dict[str, Profile] = {
             synth_n_train=10000,
             synth_n_val=1000,
             batch_size=8,
+            eval_targets=0,
             minutes_per_notebook=float("inf"),
         ),
     )
@@ -90,9 +94,11 @@ def resolve_device(requested: str, profile: Profile) -> str:
     """
     import torch
 
+    from lrkit.errors import DeviceUnavailable
+
     device = profile.device if requested in ("", "auto", None) else requested
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(
+        raise DeviceUnavailable(
             f"profile {profile.name!r} wants device {device!r} but no CUDA device is visible; "
             "run with --profile smoke, or pass device='cpu' explicitly to run the same settings on the CPU"
         )

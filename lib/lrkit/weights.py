@@ -28,14 +28,15 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from lrkit.errors import UnknownName, UserError
 from lrkit.fsutil import cache_dir, sha256_file
 
 
-class WeightsUnavailable(RuntimeError):
+class WeightsUnavailable(UserError, RuntimeError):
     """A needed weight file is missing and could not be fetched (offline). The message says how to fix it."""
 
 
-class WeightsChecksumError(RuntimeError):
+class WeightsChecksumError(UserError, RuntimeError):
     """A file sits at the official location but its checksum is not the official one."""
 
 
@@ -155,7 +156,7 @@ def get_spec(name: str) -> WeightSpec:
     try:
         return WEIGHTS[name]
     except KeyError:
-        raise KeyError(f"unknown weight file {name!r}; known: {', '.join(WEIGHTS)}") from None
+        raise UnknownName(f"unknown weight file {name!r}; known: {', '.join(WEIGHTS)}") from None
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from lrkit.errors import UserError
 from lrkit.fsutil import atomic_write_text, cache_dir, sha256_file
 
 from .folders import SPLIT_NAMES
@@ -93,11 +94,11 @@ ARCHIVES: dict[str, DatasetArchive] = {
 }
 
 
-class DatasetUnavailable(RuntimeError):
+class DatasetUnavailable(UserError, RuntimeError):
     """The archive could not be fetched; the message says how to install it by hand."""
 
 
-class ChecksumMismatch(RuntimeError):
+class ChecksumMismatch(UserError, RuntimeError):
     """An archive's sha256 differs from the expected one; the file was renamed aside, not deleted."""
 
 

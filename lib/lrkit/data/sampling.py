@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-from lrkit.data.folders import ImageFolderDataset, detect_layout
+from lrkit.data.folders import ImageFolderDataset, detect_layout, open_rgb
+from lrkit.data.ops import from_uint8
 
 
 def open_real(data_root: str, hr_size: int, split: str = "train", **kwargs) -> ImageFolderDataset:
@@ -26,3 +28,17 @@ def sample_batch(dataset, n: int, seed: int = 0) -> dict[str, torch.Tensor]:
         "domain": torch.tensor([int(it["domain"]) for it in items]),
         "index": torch.tensor(idx),
     }
+
+
+def load_image_files(paths) -> torch.Tensor:
+    """Image files -> [N, 3, H, W] in [-1, 1] (RGB; all must share one size)."""
+    arrays = []
+    for p in paths:
+        a = np.asarray(open_rgb(p), dtype=np.uint8)
+        if arrays and a.shape != arrays[0].shape:
+            raise ValueError(f"{p} is {a.shape[1]}x{a.shape[0]} but {paths[0]} is "
+                             f"{arrays[0].shape[1]}x{arrays[0].shape[0]}: give images of one size per argument")
+        arrays.append(a)
+    if not arrays:
+        raise ValueError("no images given")
+    return from_uint8(np.stack(arrays))

@@ -1,6 +1,6 @@
 """The image sets a trainer or an evaluation reads, for synthfaces and for real folders alike.
 
-``open_images`` returns an ``ImageSet``: a pool of images (``lrkit.train.batches.ImagePool``), a label for
+``open_images`` returns an ``ImageSet``: a pool of images (``lrkit.data.pools.ImagePool``), a label for
 tables and manifests ("synthfaces-faces@<fp12>" or "celeba_hq@<fp12>"), the fingerprint, and for synthfaces the
 true factors of every image (what the factor probes score against).
 
@@ -21,11 +21,10 @@ import numpy as np
 
 from lrkit.data import synthfaces as sf
 from lrkit.data.folders import ImageFolderDataset, detect_layout
-from lrkit.train.batches import ArrayPool, DatasetPool, ImagePool
+from lrkit.data.roots import REAL_DATASETS, dataset_folder
+from lrkit.data.pools import ArrayPool, DatasetPool, ImagePool
 
 __all__ = ["ImageSet", "open_images", "REAL_DATASETS"]
-
-REAL_DATASETS = ("celeba_hq", "afhq")
 
 
 @dataclass
@@ -76,11 +75,12 @@ def _listing_fingerprint(ds: ImageFolderDataset) -> str:
 
 
 def open_images(dataset: str, split: str, hr_size: int, *, n: int = 0, seed: int = 0, synth_variant: str = "faces",
-                domains=None, data_root: str | None = None) -> ImageSet:
+                domains=None, data_root=None) -> ImageSet:
     """Images of ``dataset`` ("synthfaces" or a real one read from ``data_root``) at ``hr_size`` px.
 
     synthfaces: ``n`` images of the selected domains (rendered, cached). Real: every readable image of the split
-    (StarGAN v2 layout) or of the folder (other layouts), restricted to ``domains``.
+    (StarGAN v2 layout) or of the folder (other layouts), restricted to ``domains``; ``data_root`` is the
+    dataset's folder, a root holding ``<dataset>/``, or ``{dataset: folder}`` (``lrkit.data.roots``).
     """
     if dataset == "synthfaces":
         if n < 1:
@@ -88,9 +88,7 @@ def open_images(dataset: str, split: str, hr_size: int, *, n: int = 0, seed: int
         return _synth(synth_variant, split, int(n), int(hr_size), int(seed), domains)
     if dataset not in REAL_DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; use 'synthfaces' or one of {REAL_DATASETS}")
-    if not data_root:
-        raise ValueError(f"dataset {dataset!r} needs its folder: pass --data-root PATH (get it with "
-                         f"`lrkit data download {dataset} --root PATH`), or use a synthfaces preset (*_smoke, *_quick)")
+    data_root = dataset_folder(dataset, data_root)  # a root, {name: folder}, or the folder itself
     layout = detect_layout(data_root)
     ds = ImageFolderDataset(data_root, split=split if layout == "stargan" else None, domains=domains,
                             hr_size=hr_size, hflip=False)

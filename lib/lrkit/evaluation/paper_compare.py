@@ -1,10 +1,11 @@
 """Tables that show reproduced numbers next to the paper's, cell by cell.
 
-``with_paper(cells, key)`` -> one row per (method, column) with ``reproduced``, ``paper``, ``better`` and a
-``status``: "reproduced" (we computed it), "reported only" (the paper's value; we did not run that method),
-"unavailable" (the metric's weights are missing here: never replaced), or "not in paper" (our extra columns such as
-the offline metrics and trivial baselines). A reproduced number on another dataset or profile than the paper's
-is still a reproduction of the *protocol*, not of the paper's value; the table's metadata says which.
+``with_paper(cells, key)`` -> one row per (method, column) with ``reproduced`` (our number), ``paper``, ``better``
+and a ``status``: "reproduced" (computed on the paper's dataset with the paper's protocol), "own measurement"
+(computed by the kit on other data or a reduced protocol: not a reproduction of the paper's number; the caller
+says why), "reported only" (the paper's value; we did not run that method), "unavailable" (the metric's weights
+are missing here: never replaced), or "not in paper" (our extra columns such as the offline metrics and trivial
+baselines).
 """
 
 from __future__ import annotations
@@ -39,12 +40,17 @@ def cells_from_records(records: list[dict], columns: dict[str, tuple[str, str]],
 
 
 def with_paper(cells: dict[str, dict[str, object]], key: str, *, method_names: dict[str, str] | None = None,
-               reported_only_notes: dict[str, str] | None = None) -> pd.DataFrame:
+               reported_only_notes: dict[str, str] | None = None,
+               own_measurement: list[str] | None = None) -> pd.DataFrame:
     """``cells[method][column]`` (our numbers or "unavailable") merged with paper table ``key``.
 
     ``method_names`` maps our method names to the paper's row labels (e.g. "Stargan-v2" -> "Stargan-v2 [8]").
     Paper rows we did not reproduce appear with status "reported only" (with ``reported_only_notes[row]``).
+    ``own_measurement``: why our numbers are not a reproduction (e.g. ["synthfaces, not the paper's dataset"]);
+    empty or None means dataset and protocol are the paper's, so matched cells are "reproduced".
     """
+    matched = "own measurement" if own_measurement else "reproduced"
+    own_note = "; ".join(own_measurement or [])
     ref = reference.load_long(key)
     names = method_names or {}
     rows = []
@@ -57,8 +63,10 @@ def with_paper(cells: dict[str, dict[str, object]], key: str, *, method_names: d
             better = hit["better"].iloc[0] if len(hit) else ""
             if len(hit):
                 seen.add((paper_row, col))
-            status = UNAVAILABLE if value == UNAVAILABLE else ("reproduced" if len(hit) else "not in paper")
+            status = UNAVAILABLE if value == UNAVAILABLE else (matched if len(hit) else "not in paper")
             note = hit["note"].iloc[0] if len(hit) else ""
+            if status == "own measurement":
+                note = "; ".join(x for x in (note, own_note) if x)
             rows.append({"method": method, "column": col, "reproduced": value, "paper": paper, "better": better,
                          "status": status, "note": note})
     for _, r in ref.iterrows():

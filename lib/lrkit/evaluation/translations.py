@@ -23,10 +23,9 @@ import torch
 from lrkit.data.ops import from_uint8, make_lr, to_uint8
 from lrkit.data.training_sets import ImageSet
 from lrkit.fsutil import append_jsonl
-from lrkit.inference.i2ilr import sample_sources_per_target, translate
 from lrkit.metrics import factor_probes, registry
 
-__all__ = ["TranslationSet", "translate_eval_set", "bicubic_baseline", "score", "U8Images", "pool_images",
+__all__ = ["TranslationSet", "sample_sources_per_target", "translate_eval_set", "bicubic_baseline", "score", "U8Images", "pool_images",
            "SET_METRICS", "EVAL_SEED"]
 
 EVAL_SEED = 777  # StarGAN v2's evaluation seed
@@ -113,17 +112,20 @@ def _pairs(val: ImageSet, n_targets: int, n_per_target: int, seed: int) -> tuple
     return target_idx, sample_sources_per_target(len(val), target_idx, n_per_target, seed)
 
 
-def translate_eval_set(G: torch.nn.Module, val: ImageSet, lr_size: int, *, n_targets: int, n_per_target: int = 10,
-                       seed: int = EVAL_SEED, batch_size: int = 32, method: str = "Ours") -> TranslationSet:
-    """G's outputs for every (target, one of its ``n_per_target`` sources) pair of the protocol."""
+def translate_eval_set(translate_fn, val: ImageSet, lr_size: int, *, n_targets: int, n_per_target: int = 10,
+                       seed: int = EVAL_SEED, method: str = "Ours") -> TranslationSet:
+    """A method's outputs for every (target, one of its ``n_per_target`` sources) pair of the protocol.
+
+    ``translate_fn(sources [K, 3, H, W], targets_lr [K, 3, l, l]) -> [K, 3, H, W]`` in [-1, 1] is the method
+    (e.g. I2I-LR's G_ema through ``methods.i2ilr.inference.translate``); this module knows no method.
+    """
     target_idx, source_idx = _pairs(val, n_targets, n_per_target, seed)
     targets_lr = make_lr(val.pool.get(target_idx.tolist()), lr_size)
     K = n_per_target
     out = None
     for t in range(n_targets):
         src = val.pool.get(source_idx[t].tolist())
-        y = translate(G, src, targets_lr[t:t + 1].expand(K, -1, -1, -1), batch_size=batch_size)
-        u8 = to_uint8(y)
+        u8 = to_uint8(translate_fn(src, targets_lr[t:t + 1].expand(K, -1, -1, -1)))
         if out is None:
             out = np.empty((n_targets, K, *u8.shape[1:]), np.uint8)
         out[t] = u8
@@ -191,3 +193,26 @@ def score(ts: TranslationSet, val: ImageSet, real, metrics: list[str], *, device
         records += registry.evaluate([name], real=real_arg, fake=fake_arg, results_file=results_file,
                                      context=context, **{name: opts})
     return records
+
+
+def sample_sources_per_target(n_sources: int, target_ids, n_per_target: int = 10, seed: int = 777,
+                              exclude_same: bool = True) -> np.ndarray:
+    """Table 1's protocol: for every LR target, ``n_per_target`` distinct HR sources drawn at random (seeded)
+    from a pool of ``n_sources`` -> int64 [T, n_per_target].
+
+    ``target_ids[t]``: the target's own index in the source pool (or -1 when it is not in it); with
+    ``exclude_same`` a target is never translated with its own HR image as source.
+    """
+    target_ids = np.asarray(target_ids, np.int64)
+    need = n_per_target + (1 if exclude_same else 0)
+    if n_sources < need:
+        raise ValueError(f"{n_per_target} sources per target need a pool of at least {need} images, got "
+                         f"{n_sources}")
+    rng = np.random.default_rng(seed)
+    out = np.empty((len(target_ids), n_per_target), np.int64)
+    for t, own in enumerate(target_ids):
+        pool = np.arange(n_sources)
+        if exclude_same and own >= 0:
+            pool = pool[pool != own]
+        out[t] = rng.choice(pool, size=n_per_target, replace=False)
+    return out

@@ -94,7 +94,9 @@ def get_metric(name: str) -> MetricSpec:
     try:
         return METRICS[name]
     except KeyError:
-        raise KeyError(f"unknown metric {name!r}; known: {', '.join(METRICS)}") from None
+        from lrkit.errors import UnknownName
+
+        raise UnknownName(f"unknown metric {name!r}; known: {', '.join(METRICS)}, synthfaces_factors") from None
 
 
 def resolve_weights(spec: MetricSpec, override=None) -> list[W.ResolvedWeights]:

@@ -13,23 +13,24 @@ class NotebookSpec:
     name: str  # file stem under notebooks/
     title: str
     profiles: tuple[str, ...]  # the profile batches that run it
+    datasets: tuple[str, ...] = ()  # real datasets it reads under the paper profile (a test checks them against
+    # the method specs the notebook names)
 
+
+ALL = ("smoke", "quick", "paper")
 
 NOTEBOOKS: tuple[NotebookSpec, ...] = (
-    NotebookSpec("00_data_overview", "Data overview: synthfaces (and a real dataset) at HR and LR",
-                 ("smoke", "quick", "paper")),
-    NotebookSpec("metrics_sanity", "Metric sanity: real vs real, real vs degraded, factor probe accuracy",
-                 ("smoke", "quick", "paper")),
-    NotebookSpec("train_i2ilr", "I2I-LR training: losses and samples of one preset", ("smoke", "quick", "paper")),
-    NotebookSpec("table1_celebahq_fid_lpips", "I2I-LR Table 1: FID and LPIPS diversity at 128 and 256 px",
-                 ("smoke", "quick", "paper")),
-    NotebookSpec("table2_density_coverage", "I2I-LR Table 2: density and coverage", ("smoke", "quick", "paper")),
-    NotebookSpec("table3_afhq", "I2I-LR Table 3: AFHQ per domain", ("smoke", "quick", "paper")),
-    NotebookSpec("table4_lr_resolution", "I2I-LR Table 4: LR resolution 4/8/16/32", ("smoke", "quick", "paper")),
-    NotebookSpec("fig5_grid", "I2I-LR Fig. 5: sources x LR targets", ("smoke", "quick", "paper")),
-    NotebookSpec("fig6_vs_stargan", "I2I-LR Fig. 6: I2I-LR vs reference-guided StarGAN v2",
-                 ("smoke", "quick", "paper")),
-    NotebookSpec("fig8_afhq", "I2I-LR Fig. 8: AFHQ per domain", ("smoke", "quick", "paper")),
+    NotebookSpec("00_data_overview", "Data overview: synthfaces (and the real datasets given) at HR and LR", ALL),
+    NotebookSpec("metrics_sanity", "Metric sanity: real vs real, real vs degraded, factor probe accuracy", ALL),
+    NotebookSpec("train_i2ilr", "I2I-LR training: losses and samples of one preset", ALL, ("celeba_hq",)),
+    NotebookSpec("table1_celebahq_fid_lpips", "I2I-LR Table 1: FID and LPIPS diversity at 128 and 256 px", ALL,
+                 ("celeba_hq",)),
+    NotebookSpec("table2_density_coverage", "I2I-LR Table 2: density and coverage", ALL, ("celeba_hq",)),
+    NotebookSpec("table3_afhq", "I2I-LR Table 3: AFHQ per domain", ALL, ("afhq",)),
+    NotebookSpec("table4_lr_resolution", "I2I-LR Table 4: LR resolution 4/8/16/32", ALL, ("celeba_hq",)),
+    NotebookSpec("fig5_grid", "I2I-LR Fig. 5: sources x LR targets", ALL, ("celeba_hq",)),
+    NotebookSpec("fig6_vs_stargan", "I2I-LR Fig. 6: I2I-LR vs reference-guided StarGAN v2", ALL, ("celeba_hq",)),
+    NotebookSpec("fig8_afhq", "I2I-LR Fig. 8: AFHQ per domain", ALL, ("afhq",)),
 )
 
 
@@ -46,3 +47,10 @@ def select(profile: str, only: list[str] | None = None) -> list[NotebookSpec]:
             raise ValueError(f"unknown notebook(s) {unknown}; known: {', '.join(by_name)}")
         return [by_name[n] for n in only]
     return [nb for nb in NOTEBOOKS if profile in nb.profiles]
+
+
+def notebook_parameters(name: str) -> dict[str, object]:
+    """The parameters a notebook declares (its ``parameters`` cell), name -> papermill's inferred info."""
+    import papermill as pm
+
+    return dict(pm.inspect_notebook(str(notebook_dir() / f"{name}.ipynb")))

@@ -8,6 +8,7 @@ an honest partial record.
 
 from __future__ import annotations
 
+import ast
 import concurrent.futures as cf
 import datetime as dt
 import multiprocessing
@@ -17,6 +18,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from lrkit.data.roots import find_datasets, parse_data_args
 from lrkit.fsutil import atomic_write_json, read_jsonl, sha256_file
 from lrkit.profiles import get_profile, profile_dict
 from lrkit.runs import notebooks as nbreg
@@ -115,10 +117,55 @@ def _fold_events(run_dir: Path) -> dict:
     return {"datasets": list(datasets.values()), "weights": list(weights.values()), "skipped_images": skipped}
 
 
+def parse_overrides(items: list[str] | None) -> dict[str, object]:
+    """``["steps=2", "n_eval_targets=4", 'preset="lr16"']`` (``-p NAME=VALUE``, papermill's convention) -> a dict;
+    a value is read as a Python literal (numbers, strings, lists, dicts, True/None) and otherwise kept as text."""
+    out: dict[str, object] = {}
+    for item in items or []:
+        name, sep, text = item.partition("=")
+        if not sep or not name.isidentifier():
+            raise ValueError(f"-p {item!r}: write NAME=VALUE, e.g. -p steps=2")
+        try:
+            out[name] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            out[name] = text
+    return out
+
+
+# Parameters reproduce itself sets in every notebook: not for -p.
+_RUN_PARAMETERS = ("profile", "data", "device", "run_dir", "output_root")
+
+
+def _overrides_per_notebook(specs, overrides: dict[str, object], declared: dict[str, dict]) -> dict[str, dict]:
+    """Each notebook's share of the overrides (those it declares); a name no selected notebook declares is an
+    error listing the valid ones."""
+    valid = sorted({p for params in declared.values() for p in params} - set(_RUN_PARAMETERS))
+    bad = sorted(n for n in overrides if n not in valid)
+    if bad:
+        raise ValueError(f"unknown notebook parameter(s) {bad} for -p; the selected notebooks declare: "
+                         f"{', '.join(valid)} (profile, data, device, run_dir and output_root are set by reproduce)")
+    return {s.name: {k: v for k, v in overrides.items() if k in declared[s.name]} for s in specs}
+
+
+def _missing_datasets(spec, profile: str, data: dict[str, str]) -> str | None:
+    """The one-line error of a paper-profile notebook whose real dataset was not given, else None."""
+    missing = [d for d in spec.datasets if d not in data] if profile == "paper" else []
+    if not missing:
+        return None
+    return (f"DatasetMissing: {spec.name} needs {', '.join(missing)} under the paper profile; pass --data-root ROOT "
+            f"holding {'/, '.join(missing)}/ (`lrkit data download NAME --root ROOT`) or --data NAME=PATH")
+
+
 def reproduce(profile: str = "smoke", only: list[str] | None = None, data_root: str | None = None,
               jobs: int = 1, device: str = "auto", output_root: Path | None = None,
-              runs_dir: Path | None = None) -> ReproduceResult:
-    """Run the profile's notebooks into a new run folder; see the module docstring."""
+              runs_dir: Path | None = None, data: list[str] | None = None,
+              overrides: list[str] | dict | None = None) -> ReproduceResult:
+    """Run the profile's notebooks into a new run folder; see the module docstring.
+
+    ``data_root``: a folder holding ``celeba_hq/`` and/or ``afhq/``; ``data``: ``["NAME=PATH", ...]`` for
+    datasets elsewhere (these win). ``overrides``: ``-p NAME=VALUE`` items (or a dict) passed to every notebook
+    that declares NAME. Under the paper profile a notebook whose dataset is missing fails alone, with one line.
+    """
     from lrkit.runs.report import write_index
 
     prof = get_profile(profile)
@@ -127,8 +174,13 @@ def reproduce(profile: str = "smoke", only: list[str] | None = None, data_root: 
         raise ValueError(f"profile {profile!r} has no notebooks to run")
     if jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {jobs}")
-    if data_root and not Path(data_root).is_dir():
-        raise FileNotFoundError(f"--data-root {data_root} is not a folder; see 'lrkit data download --help'")
+    datasets = {**find_datasets(data_root), **parse_data_args(data)}
+    if data_root and not datasets:
+        raise FileNotFoundError(f"--data-root {data_root} holds no celeba_hq/ or afhq/ folder; make them with "
+                                "`lrkit data download celeba_hq --root ROOT`, or name a folder with --data NAME=PATH")
+    extra = overrides if isinstance(overrides, dict) else parse_overrides(overrides)
+    declared = {s.name: nbreg.notebook_parameters(s.name) for s in specs}
+    per_notebook = _overrides_per_notebook(specs, extra, declared)
     root = repo_root()
     output_root = Path(output_root or root).resolve()
     runs_dir = Path(runs_dir or root / "runs")
@@ -138,16 +190,15 @@ def reproduce(profile: str = "smoke", only: list[str] | None = None, data_root: 
 
     sources = {s.name: nbreg.notebook_dir() / f"{s.name}.ipynb" for s in specs}
     params = {
-        s.name: {
-            "profile": profile, "seed": prof.seed, "data_root": str(Path(data_root).resolve()) if data_root else "",
-            "device": device, "run_dir": str(run_dir), "output_root": str(output_root),
-        }
+        s.name: {"profile": profile, **({"data": datasets} if "data" in declared[s.name] else {}), "device": device,
+                 "run_dir": str(run_dir), "output_root": str(output_root), **per_notebook[s.name]}
         for s in specs
     }
     manifest = {
         "run_id": run_id, "kind": "reproduce", "profile": profile_dict(prof), "git": git,
         "environment": environment_info(), "started": _now(), "ended": None, "jobs": jobs,
-        "seeds": {s.name: prof.seed for s in specs},
+        "datasets_given": datasets, "overrides": extra,
+        "seed": prof.seed,
         "notebooks": {s.name: {"status": "pending", "parameters": params[s.name],
                                "source_sha256": sha256_file(sources[s.name])} for s in specs},
         "output_root": str(output_root),
@@ -160,14 +211,20 @@ def reproduce(profile: str = "smoke", only: list[str] | None = None, data_root: 
         manifest.update(_fold_events(run_dir))
         atomic_write_json(manifest_path, manifest)
 
+    missing = {s.name: _missing_datasets(s, profile, datasets) for s in specs}
+    for name, error in missing.items():
+        if error:
+            finish({"name": name, "status": "failed", "error": error, "started": _now(), "ended": _now(),
+                    "seconds": 0.0})
+    runnable = [s for s in specs if not missing[s.name]]
     if jobs == 1:
-        for i, s in enumerate(specs):
+        for i, s in enumerate(runnable):
             finish(execute_one(str(sources[s.name]), str(run_dir), params[s.name], kernel, i))
     else:
         # Separate processes: each notebook's kernel, progress bar and log are independent.
         with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             futs = [pool.submit(execute_one, str(sources[s.name]), str(run_dir), params[s.name], kernel, i)
-                    for i, s in enumerate(specs)]
+                    for i, s in enumerate(runnable)]
             for fut in cf.as_completed(futs):
                 finish(fut.result())
 

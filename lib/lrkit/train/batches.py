@@ -9,14 +9,12 @@ before, which is what makes ``--resume`` exact (the public I2I-LR and StarGAN v2
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
-
 import numpy as np
 import torch
 
-from lrkit.data.ops import from_uint8
+from lrkit.data.pools import ImagePool
 
-__all__ = ["StepSampler", "ImagePool", "ArrayPool", "DatasetPool", "batch_for_step"]
+__all__ = ["StepSampler", "batch_for_step"]
 
 _FLIP_STREAM = 0x5EED_F11B  # distinct seed streams for the order and the flips
 
@@ -55,43 +53,6 @@ class StepSampler:
     def flips(self, step: int) -> torch.Tensor:
         """Bool [B]: which images of the batch are mirrored."""
         return torch.rand(self.batch_size, generator=_generator(self.seed, _FLIP_STREAM, step)) < 0.5
-
-
-class ImagePool(Protocol):
-    def __len__(self) -> int: ...
-    def get(self, indices: list[int]) -> torch.Tensor: ...  # [B, 3, H, W] float32 in [-1, 1]
-
-
-class ArrayPool:
-    """Images already in memory: uint8 [N, H, W, 3] (e.g. a synthfaces ``SynthSet.images``)."""
-
-    def __init__(self, images: np.ndarray) -> None:
-        images = np.asarray(images)
-        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError(f"ArrayPool expects uint8 [N, H, W, 3] images, got {images.dtype} {images.shape}")
-        self.images = images
-
-    def __len__(self) -> int:
-        return int(self.images.shape[0])
-
-    def get(self, indices: list[int]) -> torch.Tensor:
-        return from_uint8(self.images[np.asarray(indices, np.int64)])
-
-
-class DatasetPool:
-    """A map-style dataset whose items are dicts with an ``image`` [3, H, W] in [-1, 1] (``ImageFolderDataset``;
-    build it with ``hflip=False``: flips come from the sampler)."""
-
-    def __init__(self, dataset) -> None:
-        if getattr(dataset, "hflip", False):
-            raise ValueError("DatasetPool: build the dataset with hflip=False; the StepSampler draws the flips")
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def get(self, indices: list[int]) -> torch.Tensor:
-        return torch.stack([self.dataset[i]["image"] for i in indices])
 
 
 def batch_for_step(pool: ImagePool, sampler: StepSampler, step: int, hflip: bool) -> torch.Tensor:

@@ -10,7 +10,8 @@ previous file intact)::
      "modules": {name: state_dict}, "optimizers": {name: state_dict},
      "rng": {"python": ..., "numpy": ..., "torch": ByteTensor, "cuda": [ByteTensor per device]},
      "meta": dict,                     # JSON-able: time, git commit, torch version, device
-     "extra": dict}                    # caller's small extras (tensors / plain containers only)
+     "extra": dict,                    # caller's small extras (tensors / plain containers only)
+     "data_fingerprint": str | None}   # content fingerprint of the training data (must match on resume)
 
 No module or arbitrary object is ever pickled, so ``torch.load(path, weights_only=True)`` reads every checkpoint
 (and refuses anything that could run code). RNG states are converted to that vocabulary: python's ``random``
@@ -42,7 +43,7 @@ from lrkit.statedict import state_diff
 
 __all__ = [
     "FORMAT", "FORMAT_VERSION", "capture_rng", "restore_rng", "config_differences",
-    "save_checkpoint", "load_checkpoint", "restore",
+    "save_checkpoint", "load_checkpoint", "checkpoint_step", "restore",
 ]
 
 FORMAT = "lrkit-checkpoint"
@@ -179,6 +180,7 @@ def save_checkpoint(
     modules: Mapping[str, nn.Module],
     optimizers: Mapping[str, torch.optim.Optimizer],
     extra: Mapping | None = None,
+    data_fingerprint: str | None = None,
 ) -> Path:
     """Write a checkpoint of ``modules``/``optimizers`` and the current global RNG state atomically; returns path.
 
@@ -212,6 +214,7 @@ def save_checkpoint(
         "rng": capture_rng(),
         "meta": {"time": now.isoformat(timespec="seconds"), "unix_time": now.timestamp(), **_process_meta()},
         "extra": extra,
+        "data_fingerprint": data_fingerprint,
     }
     _check_plain(ckpt["meta"], "meta")
     path = Path(path)
@@ -230,18 +233,22 @@ def load_checkpoint(
     task: str | None = None,
     config: Mapping | None = None,
     map_location: Any = "cpu",
+    data_fingerprint: str | None = None,
+    mmap: bool = False,
 ) -> dict:
     """Read a checkpoint written by ``save_checkpoint`` (``weights_only=True``) and check task and config.
 
     ``task``/``config``: when given, must equal the checkpoint's (config compared after JSON normalisation).
     Raises FileNotFoundError when the file is missing, ValueError for anything that is not an lrkit checkpoint of
-    this task and config.
+    this task and config. ``data_fingerprint``: when given, a checkpoint that records another training set's
+    fingerprint is refused (resuming on other data would silently mix two datasets). ``mmap``: map the file
+    instead of reading it (cheap when only ``step`` or ``config`` is needed).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}; check the path (a run keeps it in checkpoints/latest.pt)")
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
+        obj = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except OSError:
         raise  # permissions, I/O: not a format problem
     except Exception as err:  # noqa: BLE001 - torch raises UnpicklingError/RuntimeError/KeyError/... on foreign files
@@ -276,7 +283,18 @@ def load_checkpoint(
                 + "\npass the matching preset / sizes (the checkpoint's config is in its 'config' entry and in the "
                 "run's config.json), or start a new run directory"
             )
+    saved_fp = obj.get("data_fingerprint")
+    if data_fingerprint is not None and saved_fp is not None and saved_fp != data_fingerprint:
+        raise ValueError(
+            f"{path} was trained on other data (fingerprint {saved_fp[:20]}...) than this run reads "
+            f"({data_fingerprint[:20]}...): resume with the dataset folder it was trained on, or start a new run "
+            "directory for this data")
     return obj
+
+
+def checkpoint_step(path: str | os.PathLike, *, task: str | None = None) -> int:
+    """The completed steps of a checkpoint, read through a memory map (the tensors are not loaded)."""
+    return int(load_checkpoint(path, task=task, mmap=True)["step"])
 
 
 def restore(

@@ -208,12 +208,15 @@ def train(task: TrainTask, run_dir, loop: LoopConfig, *, resume: bool = False, p
     except (TypeError, ValueError) as err:
         raise TypeError(f"{task.name}.config_dict() must be JSON-serialisable: {err}") from err
 
+    # Optional: the content fingerprint of the task's training data, recorded in every checkpoint and checked on
+    # resume (another dataset folder must not continue this run).
+    data_fp = getattr(task, "data_fingerprint", None)
     start, train_seconds = 0, 0.0
     if resume:
         if not latest.is_file():
             raise FileNotFoundError(f"cannot resume: {latest} does not exist; drop --resume to start a new run "
                                     f"in {run_dir}")
-        ckpt = load_checkpoint(latest, task=task.name, config=task_config)
+        ckpt = load_checkpoint(latest, task=task.name, config=task_config, data_fingerprint=data_fp)
         start = restore(ckpt, task.modules(), task.optimizers(), rng=True)
         train_seconds = float(ckpt.get("extra", {}).get("train_seconds", 0.0))
         del ckpt  # the states now live in the modules; free the copy
@@ -249,7 +252,7 @@ def train(task: TrainTask, run_dir, loop: LoopConfig, *, resume: bool = False, p
     def checkpoint(snapshot: bool) -> None:
         nonlocal last_ckpt
         save_checkpoint(latest, task=task.name, config=task_config, step=step, modules=task.modules(),
-                        optimizers=task.optimizers(), extra={"train_seconds": elapsed()})
+                        optimizers=task.optimizers(), extra={"train_seconds": elapsed()}, data_fingerprint=data_fp)
         last_ckpt = step
         if snapshot and loop.keep_checkpoints > 0:
             # Copy rather than serialise twice; latest.pt was just replaced atomically, so it is complete.

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from lrkit.nets.wing import FAN, heatmap_masks
+from lrkit.methods.stargan2.fan import FAN, heatmap_masks
 
 __all__ = ["Stargan2Nets", "load_stargan2", "translate_ref", "translate_latent", "load_images_official",
            "save_image_official", "is_lrkit_checkpoint"]
@@ -103,7 +103,7 @@ def _freeze(m: torch.nn.Module, device) -> torch.nn.Module:
 
 
 def _load_fan(wing: str | None) -> tuple[FAN, str]:
-    from lrkit.train.stargan2_task import load_fan
+    from lrkit.methods.stargan2.task import load_fan
 
     fan, record = load_fan(wing)
     return fan, record["label"]
@@ -126,13 +126,13 @@ def load_stargan2(checkpoint: str | Path, *, device: str = "cpu", img_size: int 
                                 "('lrkit weights fetch stargan2_celeba_hq') or an lrkit run's checkpoints/latest.pt")
     if is_lrkit_checkpoint(path):
         return _load_lrkit(path, device, img_size, w_hpf, wing, domain_names)
-    from lrkit.nets.stargan2_checkpoint import load_official_nets_ema
+    from lrkit.methods.stargan2.official_files import load_official_nets_ema
 
     size = 256 if img_size is None else int(img_size)
     hpf = 1.0 if w_hpf is None else float(w_hpf)
     nets = load_official_nets_ema(path, img_size=size, w_hpf=hpf, max_conv_dim=None, with_fan=hpf > 0)
     n_dom = nets["mapping_network"].num_domains
-    from lrkit.train.stargan2_config import OFFICIAL_DOMAINS
+    from lrkit.methods.stargan2.config import OFFICIAL_DOMAINS
 
     by_count = {len(v): v for v in OFFICIAL_DOMAINS.values()}
     names = tuple(domain_names) if domain_names else by_count.get(n_dom, tuple(str(i) for i in range(n_dom)))
@@ -151,8 +151,8 @@ def load_stargan2(checkpoint: str | Path, *, device: str = "cpu", img_size: int 
 
 def _load_lrkit(path: Path, device, img_size, w_hpf, wing, domain_names) -> Stargan2Nets:
     from lrkit.train.checkpoint import load_checkpoint
-    from lrkit.train.stargan2_config import Stargan2Config
-    from lrkit.train.stargan2_task import build_nets, domain_names_for
+    from lrkit.methods.stargan2.config import Stargan2Config
+    from lrkit.methods.stargan2.task import build_nets, domain_names_for
 
     ckpt = load_checkpoint(path, task="stargan2")
     cfg = Stargan2Config.from_dict(ckpt["config"])

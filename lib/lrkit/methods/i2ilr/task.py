@@ -27,16 +27,17 @@ import torch
 from lrkit.data.ops import downscale, make_lr
 from lrkit.data.training_sets import ImageSet, open_images
 from lrkit.losses.gan import d_nonsaturating, g_nonsaturating, l1, r1_penalty
-from lrkit.nets.i2ilr_discriminator import I2ILRDiscriminator
-from lrkit.nets.i2ilr_generator import I2ILRGenerator
-from lrkit.nets.layers import lr_difference
+from lrkit.methods.i2ilr.discriminator import I2ILRDiscriminator
+from lrkit.methods.i2ilr.generator import I2ILRGenerator
+from lrkit.methods.i2ilr.layers import lr_difference
 from lrkit.train.batches import StepSampler, batch_for_step
 from lrkit.train.ema import ema_update, make_ema
-from lrkit.train.i2ilr_config import I2ILRConfig
+from lrkit.methods.i2ilr.config import I2ILRConfig
 from lrkit.train.loop import LoopConfig, TrainResult, train
+from lrkit.train.models import ensure_model
 from lrkit.viz import translation_grid
 
-__all__ = ["I2ILRTask", "LOOP_KEYS", "build_generator", "train_i2ilr", "sample_panel"]
+__all__ = ["I2ILRTask", "LOOP_KEYS", "build_generator", "train_i2ilr", "ensure_trained", "sample_panel"]
 
 # Config fields that only say how long / how often: a resumed run may change them (e.g. --steps to go further).
 LOOP_KEYS = ("steps", "checkpoint_every", "sample_every")
@@ -87,6 +88,10 @@ class I2ILRTask:
         self._sample_sources, self._sample_targets = imgs[:k], imgs[k:2 * k]
 
     # -- TrainTask protocol ---------------------------------------------------------------------------------------
+
+    @property
+    def data_fingerprint(self) -> str:
+        return self.train_set.fingerprint
 
     def config_dict(self) -> dict:
         return model_config(self.cfg)
@@ -193,3 +198,12 @@ def train_i2ilr(cfg: I2ILRConfig, run_dir: str | Path, *, data_root: str | None 
     task = I2ILRTask(cfg, train_set, val, device=device)
     loop = LoopConfig(steps=cfg.steps, checkpoint_every=cfg.checkpoint_every, sample_every=cfg.sample_every)
     return train(task, run_dir, loop, resume=resume, progress=progress)
+
+
+def ensure_trained(cfg: I2ILRConfig, runs_root: str | Path, *, data_root=None, device: str = "cpu",
+                   progress: bool = True) -> Path:
+    """``cfg``'s checkpoint from the model cache (``lrkit.train.models``): reused, resumed or trained here, keyed
+    on the config and the training data's fingerprint."""
+    fp = open_training_set(cfg, data_root).fingerprint
+    return ensure_model(cfg, runs_root, task=I2ILRTask.name, train_fn=train_i2ilr, data_fingerprint=fp,
+                        data_root=data_root, device=device, progress=progress)

@@ -18,7 +18,7 @@ Where this differs from the official code, and why:
 * D is frozen (``requires_grad`` off) during the G steps, and F and E during step 4: the official code lets the G
   losses leave gradients in those nets and discards them at the next ``zero_grad`` without stepping, so the
   updates are the same and nothing is computed that is thrown away.
-* ``lambda_ds(step)`` is a pure function of the step (:func:`lrkit.train.stargan2_config.lambda_ds_at`); the
+* ``lambda_ds(step)`` is a pure function of the step (:func:`lrkit.methods.stargan2.config.lambda_ds_at`); the
   official code decrements a mutable argument, which a resumed run restarts. The value logged is the one used.
 * Data: the official loaders draw sources and references with a domain-balanced sampler (weight 1 / domain count,
   with replacement), pair each reference with a fixed random partner of its domain, and augment with a random
@@ -54,12 +54,14 @@ import torch.nn.functional as F
 from lrkit.data import synthfaces as sf
 from lrkit.data.training_sets import ImageSet, open_images
 from lrkit.losses.gan import d_nonsaturating, g_nonsaturating, l1, r1_penalty
-from lrkit.nets.stargan2 import MappingNetwork, Stargan2Discriminator, Stargan2Generator, StyleEncoder, he_init_
-from lrkit.nets.wing import FAN, heatmap_masks
-from lrkit.train.batches import ImagePool, _generator
+from lrkit.methods.stargan2.nets import MappingNetwork, Stargan2Discriminator, Stargan2Generator, StyleEncoder, he_init_
+from lrkit.methods.stargan2.fan import FAN, heatmap_masks
+from lrkit.data.pools import ImagePool
+from lrkit.train.batches import _generator
 from lrkit.train.ema import ema_update, make_ema
 from lrkit.train.loop import LoopConfig, TrainResult, train
-from lrkit.train.stargan2_config import OFFICIAL_DOMAINS, Stargan2Config, lambda_ds_at
+from lrkit.train.models import ensure_model
+from lrkit.methods.stargan2.config import OFFICIAL_DOMAINS, Stargan2Config, lambda_ds_at
 from lrkit.viz import translation_grid
 
 __all__ = ["Stargan2Task", "Stargan2Sampler", "Stargan2Inputs", "Stargan2Picks", "LOOP_KEYS", "build_nets",
@@ -308,6 +310,10 @@ class Stargan2Task:
 
     # -- TrainTask protocol -------------------------------------------------------------------------------------------
 
+    @property
+    def data_fingerprint(self) -> str:
+        return self.train_set.fingerprint
+
     def config_dict(self) -> dict:
         return model_config(self.cfg)
 
@@ -448,7 +454,7 @@ def load_fan(wing_path: str | Path | None = None) -> tuple[FAN, dict]:
     """The FAN for the high-pass masks from ``wing_path`` (any file, verified or not) or the registered
     ``stargan2_wing`` weights, and a JSON-able record of which file it was (``path``, ``sha256``, ``label``)."""
     from lrkit import weights as W
-    from lrkit.nets.stargan2_checkpoint import load_official_wing
+    from lrkit.methods.stargan2.official_files import load_official_wing
 
     hint = ("w_hpf > 0: the high-pass masks need StarGAN v2's FAN landmark weights (wing.ckpt): run "
             "'lrkit weights fetch stargan2_wing' on an online machine, or pass --wing PATH to a wing.ckpt")
@@ -498,3 +504,11 @@ def train_stargan2(cfg: Stargan2Config, run_dir: str | Path, *, data_root: str |
         _check_or_record_fan(run_dir, fan_record, resume)
     loop = LoopConfig(steps=cfg.steps, checkpoint_every=cfg.checkpoint_every, sample_every=cfg.sample_every)
     return train(task, run_dir, loop, resume=resume, progress=progress)
+
+
+def ensure_trained(cfg: Stargan2Config, runs_root: str | Path, *, data_root=None, device: str = "cpu",
+                   progress: bool = True) -> Path:
+    """``cfg``'s checkpoint from the model cache (``lrkit.train.models``), keyed on config and training data."""
+    fp = open_training_set(cfg, data_root).fingerprint
+    return ensure_model(cfg, runs_root, task=Stargan2Task.name, train_fn=train_stargan2, data_fingerprint=fp,
+                        data_root=data_root, device=device, progress=progress)

@@ -136,7 +136,7 @@ class HourGlass(nn.Module):
 class FAN(nn.Module):
     """FAN(x [B, 3, 256, 256] in [0, 1]) -> heatmaps [B, 99, 64, 64] (98 landmarks + boundary).
 
-    Key-compatible with the official ``wing.ckpt`` (see :func:`lrkit.nets.stargan2_checkpoint.load_official_wing`).
+    Key-compatible with the official ``wing.ckpt`` (see :func:`lrkit.methods.stargan2.official_files.load_official_wing`).
     Use in ``eval()`` mode: the BatchNorm statistics are the pretrained ones."""
 
     def __init__(self, num_landmarks: int = NUM_LANDMARKS) -> None:
@@ -207,7 +207,7 @@ def masks_from_heatmaps(heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
 @torch.no_grad()
 def heatmap_masks(fan: FAN, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Images [B, 3, S, S] in [-1, 1] -> (mask_face, mask_inner), each [B, 1, 256, 256] in [0, 1]: the ``masks``
-    argument of :class:`lrkit.nets.stargan2.Stargan2Generator` (the official ``fan.get_heatmap(x)``)."""
+    argument of :class:`lrkit.methods.stargan2.nets.Stargan2Generator` (the official ``fan.get_heatmap(x)``)."""
     if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 3:
         raise ValueError(f"x must be [B, 3, H, W] images in [-1, 1], got "
                          f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")

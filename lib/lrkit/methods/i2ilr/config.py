@@ -24,7 +24,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from lrkit.nets.layers import LR_DIFF_MODES
+from lrkit.methods.i2ilr.layers import LR_DIFF_MODES
 from lrkit.train.presets import ConfigIO, expand_presets, lookup, profile_preset
 
 __all__ = ["I2ILRConfig", "PRESETS", "get_preset", "preset_names", "preset_for_profile", "PRECISIONS"]

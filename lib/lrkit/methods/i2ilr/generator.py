@@ -46,7 +46,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lrkit.nets.layers import DynamicMomentShortcut, SPAdaIN, check_sizes, check_widths, pono, sn_conv2d
+from lrkit.methods.i2ilr.layers import DynamicMomentShortcut, SPAdaIN, check_sizes, check_widths, pono, sn_conv2d
 
 # (mean, std) maps [B, 1, H, W] produced by one PONO.
 Moments = tuple[torch.Tensor, torch.Tensor]

@@ -65,13 +65,13 @@ def _indices_of(val: ImageSet, name: str) -> np.ndarray:
 def reference_guided_sets(nets, val: ImageSet, tasks: list[tuple[str, str]], *, n_outs: int = 10,
                           batch_size: int = 32, seed: int = EVAL_SEED, n_sources: int = 0,
                           lr_size: int = 8) -> list[RefGuidedTask]:
-    """Run the protocol with ``nets`` (a :class:`lrkit.inference.stargan2.Stargan2Nets`) on ``val``.
+    """Run the protocol with ``nets`` (a :class:`lrkit.methods.stargan2.inference.Stargan2Nets`) on ``val``.
 
     ``tasks``: (source domain, target domain) names, present in both ``val.domain_names`` and the model's domains.
     ``n_sources``: at most this many sources per task (0 = all val images of the source domain). ``lr_size``: the LR
     size of the references kept for the LR-consistency metric.
     """
-    from lrkit.inference.stargan2 import translate_ref
+    from lrkit.methods.stargan2.inference import translate_ref
 
     if val.domain is None or not val.domain_names:
         raise ValueError("reference-guided evaluation needs a val set with domain labels")

@@ -10,16 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from lrkit.data.ops import from_uint8, make_lr
+from lrkit.data.ops import make_lr
+from lrkit.data.sampling import load_image_files as load_images  # noqa: F401 (the CLI's name)
 from lrkit.train.checkpoint import load_checkpoint
-from lrkit.train.i2ilr_config import I2ILRConfig
-from lrkit.train.i2ilr_task import build_generator
+from lrkit.methods.i2ilr.config import I2ILRConfig
+from lrkit.methods.i2ilr.task import build_generator
 
-__all__ = ["LoadedGenerator", "load_i2ilr", "translate", "prepare_targets", "prepare_sources", "load_images",
-           "sample_sources_per_target"]
+__all__ = ["LoadedGenerator", "load_i2ilr", "translate", "prepare_targets", "prepare_sources", "load_images"]
 
 
 @dataclass
@@ -114,42 +113,3 @@ def translate(G: torch.nn.Module, sources: torch.Tensor, targets_lr: torch.Tenso
            for i in range(0, len(src), batch_size)]
     G.train(was_training)
     return torch.cat(out)
-
-
-def load_images(paths) -> torch.Tensor:
-    """Image files -> [N, 3, H, W] in [-1, 1] (RGB; all must share one size)."""
-    from lrkit.data.folders import open_rgb
-
-    arrays = []
-    for p in paths:
-        a = np.asarray(open_rgb(p), dtype=np.uint8)
-        if arrays and a.shape != arrays[0].shape:
-            raise ValueError(f"{p} is {a.shape[1]}x{a.shape[0]} but {paths[0]} is "
-                             f"{arrays[0].shape[1]}x{arrays[0].shape[0]}: give images of one size per argument")
-        arrays.append(a)
-    if not arrays:
-        raise ValueError("no images given")
-    return from_uint8(np.stack(arrays))
-
-
-def sample_sources_per_target(n_sources: int, target_ids, n_per_target: int = 10, seed: int = 777,
-                              exclude_same: bool = True) -> np.ndarray:
-    """Table 1's protocol: for every LR target, ``n_per_target`` distinct HR sources drawn at random (seeded)
-    from a pool of ``n_sources`` -> int64 [T, n_per_target].
-
-    ``target_ids[t]``: the target's own index in the source pool (or -1 when it is not in it); with
-    ``exclude_same`` a target is never translated with its own HR image as source.
-    """
-    target_ids = np.asarray(target_ids, np.int64)
-    need = n_per_target + (1 if exclude_same else 0)
-    if n_sources < need:
-        raise ValueError(f"{n_per_target} sources per target need a pool of at least {need} images, got "
-                         f"{n_sources}")
-    rng = np.random.default_rng(seed)
-    out = np.empty((len(target_ids), n_per_target), np.int64)
-    for t, own in enumerate(target_ids):
-        pool = np.arange(n_sources)
-        if exclude_same and own >= 0:
-            pool = pool[pool != own]
-        out[t] = rng.choice(pool, size=n_per_target, replace=False)
-    return out

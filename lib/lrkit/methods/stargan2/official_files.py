@@ -7,7 +7,7 @@ File layouts (facts from github clovaai/stargan-v2, our own code):
   ``mapping_network``, ``style_encoder`` and, when ``w_hpf > 0`` (the CelebA-HQ model), also ``fan`` -- the FAN is
   put into ``nets_ema`` by ``build_model`` (``core/model.py``). The state_dicts are of the bare modules (since the
   DataParallel fix the code saves ``module.module.state_dict()``), so keys carry no ``module.`` prefix. The
-  released CelebA-HQ generator has no ``hpf.filter`` key (see :mod:`lrkit.nets.stargan2`).
+  released CelebA-HQ generator has no ``hpf.filter`` key (see :mod:`lrkit.methods.stargan2.nets`).
 * ``wing.ckpt`` is a dict whose ``'state_dict'`` entry holds the FAN weights (``core/wing.py``,
   ``FAN.load_pretrained_weights``, which keeps only the keys the model has).
 
@@ -32,8 +32,8 @@ import torch
 import torch.nn as nn
 
 from lrkit.fsutil import atomic_open
-from lrkit.nets.stargan2 import MappingNetwork, Stargan2Generator, StyleEncoder
-from lrkit.nets.wing import FAN
+from lrkit.methods.stargan2.nets import MappingNetwork, Stargan2Generator, StyleEncoder
+from lrkit.methods.stargan2.fan import FAN
 from lrkit.statedict import state_diff
 
 NETS_EMA_KEYS = ("generator", "mapping_network", "style_encoder")

@@ -31,7 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lrkit.nets.layers import check_sizes, check_widths, sn_conv2d
+from lrkit.methods.i2ilr.layers import check_sizes, check_widths, sn_conv2d
 
 
 class DiscResBlk(nn.Module):
@@ -100,7 +100,7 @@ class I2ILRDiscriminator(nn.Module):
             diff = x.new_zeros(expected)  # eq. 6: real image with its own LR target
         elif not isinstance(diff, torch.Tensor) or tuple(diff.shape) != expected:
             raise ValueError(f"{built}: diff must be [B, 3, {self.lr_size}, {self.lr_size}] = {list(expected)} "
-                             f"(lrkit.nets.layers.lr_difference) or None for real images, got "
+                             f"(lrkit.methods.i2ilr.layers.lr_difference) or None for real images, got "
                              f"{tuple(getattr(diff, 'shape', ())) or type(diff).__name__}")
         h = self.to_lr(self.from_rgb(x))
         h = self.to_4x4(torch.cat((h, diff.to(h.dtype)), dim=1))

@@ -1,1 +1,0 @@
-"""Inference: loading trained generators from checkpoints and translating images with them."""

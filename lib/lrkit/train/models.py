@@ -1,0 +1,45 @@
+"""The model cache: one trained model per (task, config, training data), reused, resumed, file-locked.
+
+Notebooks are cheap to re-run because a model lives in ``<runs>/models/<task>/<preset>-<h>`` where ``h`` hashes
+the whole config *and* the content fingerprint of the data it trains on: a changed config or another dataset
+folder never reuses a stale model. A finished model is reused, an unfinished one is resumed, and a file lock keeps
+two notebooks of a parallel batch from training the same model twice. This module knows no method: the caller
+(a method package) passes its task name, its train function and the fingerprint of its training set.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from lrkit.train.checkpoint import checkpoint_step
+
+__all__ = ["model_dir", "ensure_model"]
+
+
+def model_dir(cfg, runs_root: str | Path, *, task: str, data_fingerprint: str) -> Path:
+    """Where the model of ``cfg`` (a config with ``to_dict()`` and ``preset``) trained on that data lives."""
+    key = json.dumps({"config": cfg.to_dict(), "data": data_fingerprint}, sort_keys=True)
+    h = hashlib.sha256(key.encode()).hexdigest()[:10]
+    return Path(runs_root) / "models" / task / f"{cfg.preset}-{h}"
+
+
+def ensure_model(cfg, runs_root: str | Path, *, task: str, train_fn: Callable, data_fingerprint: str,
+                 data_root: str | None = None, device: str = "cpu", progress: bool = True) -> Path:
+    """The checkpoint of ``cfg`` trained to ``cfg.steps`` on the data whose fingerprint is given: reused, resumed
+    or trained with ``train_fn(cfg, run_dir, data_root=, device=, resume=, progress=)``."""
+    run_dir = model_dir(cfg, runs_root, task=task, data_fingerprint=data_fingerprint)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    latest = run_dir / "checkpoints" / "latest.pt"
+    with open(run_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes or the process dies
+        try:
+            if latest.exists() and checkpoint_step(latest, task=task) >= cfg.steps:
+                return latest
+            train_fn(cfg, run_dir, data_root=data_root, device=device, resume=latest.exists(), progress=progress)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return latest
