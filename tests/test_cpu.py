@@ -1,0 +1,67 @@
+"""lrkit.cpu: denormal floats flushed to zero on the CPU by configure_cpu (CPU, fast)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lrkit import cpu
+from lrkit.cpu import configure_cpu, flushes_denormals
+
+pytestmark = pytest.mark.usefixtures("one_thread", "tmp_cache")  # see conftest.py
+
+TINY_NORMAL = torch.finfo(torch.float32).tiny  # 1.18e-38, the smallest normal float32
+
+
+def _bits(t: torch.Tensor) -> list[int]:
+    # Integer view: a float comparison would itself read denormals as zero while flushing is on.
+    return t.view(torch.int32).tolist()
+
+
+@pytest.fixture(autouse=True)
+def flushing_off():
+    """Each test starts with flushing off; afterwards the process gets back the state it had before (the setting
+    is process-global and other tests' training runs may have turned it on)."""
+    before = flushes_denormals()
+    assert cpu.set_flush_denormal(False)
+    yield
+    cpu.set_flush_denormal(before)
+    assert flushes_denormals() == before
+
+
+def test_configure_cpu_flushes_denormal_results_and_inputs_to_zero():
+    kept = torch.tensor([1e-30]) * 1e-10  # a normal times a normal, landing in the denormal range
+    assert 0 < kept.item() < TINY_NORMAL and _bits(kept) != [0]  # off: the denormal result is kept
+    small = torch.tensor([1e-37])  # normal: must survive flushing unchanged
+    assert configure_cpu("cpu") is True
+    assert flushes_denormals()
+    assert _bits(torch.tensor([1e-30]) * 1e-10) == [0]  # results flushed (FTZ)
+    assert _bits(kept + 0.0) == [0]  # a denormal input reads as zero (DAZ)
+    assert _bits(small * 1.0) == _bits(small) and (small * 2.0).item() == pytest.approx(2e-37, rel=1e-6)
+    assert configure_cpu(torch.device("cpu")) is True  # idempotent, takes a torch.device
+
+
+def test_configure_cpu_reaches_intra_op_threads_already_started():
+    if cpu._libgomp() is None:
+        pytest.skip("torch's OpenMP runtime here is not libgomp")
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert cpu.set_flush_denormal(False)  # also in a worker an earlier test may have started
+        # A large elementwise op with flushing off starts (or uses) the second OpenMP worker with it off.
+        big = torch.full((4 * cpu._GRAIN,), 1e-30) * 1e-10
+        assert all(b != 0 for b in _bits(big[:: cpu._GRAIN]))
+        torch.set_flush_denormal(True)  # torch's own call: this thread only
+        assert not flushes_denormals()  # the worker's half of the probe stays denormal
+        assert configure_cpu("cpu") is True and flushes_denormals()
+        assert not any(_bits(torch.full((4 * cpu._GRAIN,), 1e-30) * 1e-10))
+        assert cpu.set_flush_denormal(False) and not flushes_denormals()  # and off again in every thread
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_configure_cpu_leaves_cuda_alone():
+    for device in ("cuda", "cuda:0", torch.device("cuda", 1)):
+        assert configure_cpu(device) is False
+    assert not flushes_denormals()
+    assert _bits(torch.tensor([1e-30]) * 1e-10) != [0]
