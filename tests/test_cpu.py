@@ -1,12 +1,17 @@
-"""lrkit.cpu: denormal floats flushed to zero on the CPU by configure_cpu (CPU, fast)."""
+"""lrkit.cpu: denormal floats flushed to zero on the CPU, by configure_cpu and by the training loop (CPU, fast)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 from lrkit import cpu
 from lrkit.cpu import configure_cpu, flushes_denormals
+from lrkit.train.i2ilr_task import I2ILRTask, open_training_set
+from lrkit.train.loop import LoopConfig, train
+
+from i2ilr_tiny import TINY
 
 pytestmark = pytest.mark.usefixtures("one_thread", "tmp_cache")  # see conftest.py
 
@@ -65,3 +70,41 @@ def test_configure_cpu_leaves_cuda_alone():
         assert configure_cpu(device) is False
     assert not flushes_denormals()
     assert _bits(torch.tensor([1e-30]) * 1e-10) != [0]
+
+
+def test_training_loop_turns_flushing_on_for_a_cpu_task(tmp_path):
+    cfg = TINY.with_overrides(steps=1, checkpoint_every=1, sample_every=0)
+    task = I2ILRTask(cfg, open_training_set(cfg), device="cpu")
+    assert not flushes_denormals()
+    result = train(task, tmp_path / "run", LoopConfig(steps=1, checkpoint_every=1, sample_every=0), progress=False)
+    assert result.final_step == 1
+    assert flushes_denormals()
+
+
+class _MetaTask:
+    """A task whose only parameters live on the meta device (no CPU kernels): the loop must not touch flushing."""
+
+    name = "meta"
+
+    def __init__(self) -> None:
+        self.net = nn.Linear(2, 2, device="meta")
+
+    def config_dict(self) -> dict:
+        return {}
+
+    def modules(self):
+        return {"net": self.net}
+
+    def optimizers(self):
+        return {}
+
+    def train_step(self, step: int) -> dict:
+        raise AssertionError("not reached: the run has 0 steps")
+
+    def sample_grid(self, step: int) -> torch.Tensor:
+        raise AssertionError("not reached")
+
+
+def test_training_loop_leaves_flushing_alone_without_cpu_parameters(tmp_path):
+    train(_MetaTask(), tmp_path / "run", LoopConfig(steps=0, checkpoint_every=1, sample_every=0), progress=False)
+    assert not flushes_denormals()
