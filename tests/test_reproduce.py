@@ -245,11 +245,16 @@ def test_notebook_datasets_match_the_specs_they_name():
 
 
 def _real_tree(root: Path) -> Path:
-    """synthfaces exported at 128 px in the real datasets' layouts, a handful of images per domain."""
+    """synthfaces exported in the real datasets' layouts (celeba_hq/{train,val}/{female,male},
+    afhq/{train,val}/{cat,dog,wild}) at 256 px (the 256 px presets need it; 128 px ones downscale), a handful of
+    images per domain: enough val images for 2 targets x 10 sources per AFHQ domain."""
     from lrkit.data.synthfaces import export_folder
 
-    export_folder("faces", root / "celeba_hq", n_train=6, n_val=6, size=128, seed=0)
-    export_folder("animals", root / "afhq", n_train=4, n_val=6, size=128, seed=0)
+    faces = export_folder("faces", root / "celeba_hq", n_train=6, n_val=6, size=256, seed=0)
+    for split in ("train", "val"):  # the real CelebA-HQ domain folders
+        (faces / split / "longhair").rename(faces / split / "female")
+        (faces / split / "shorthair").rename(faces / split / "male")
+    export_folder("animals", root / "afhq", n_train=4, n_val=11, size=256, seed=0)
     return root
 
 

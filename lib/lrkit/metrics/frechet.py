@@ -65,7 +65,8 @@ def check_sample_size(n: int, dim: int, what: str = "features", allow_singular: 
             f"{what}: N={n} samples for D={dim}-dimensional features give a singular covariance (rank <= N-1 < D), "
             f"so the Fréchet distance is dominated by estimation noise. Use more than D samples (at least {dim + 1}; "
             f"for Inception pool3 features (D=2048) the usual sets are 10,000 or 50,000 images), or pass "
-            "allow_singular=True to get the value anyway (it is then flagged singular_covariance=1.0)."
+            "allow_singular=True (lrkit metric: --allow-singular) to get the value anyway (it is then flagged "
+            "singular_covariance=1.0)."
         )
     return False
 

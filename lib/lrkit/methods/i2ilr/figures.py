@@ -80,29 +80,38 @@ def figure_vs_stargan(ctx, preset: str, stargan_preset: str, *, n_sources: int =
                       data_root=None, device: str = "cpu", checkpoints: dict | None = None,
                       stargan_checkpoints: dict | None = None, steps: int = 0, progress: bool = True):
     """The Fig. 6 layout: LR targets on top, their HR images (StarGAN v2's references) at the bottom, and for each
-    source a row of I2I-LR outputs then a row of StarGAN v2 outputs. Returns ``(figure, info)``."""
+    source a row of I2I-LR outputs then a row of StarGAN v2 outputs. Where StarGAN v2 cannot be had (its weights,
+    e.g. the FAN's wing.ckpt, are missing) its rows stay blank (white) and the title says why. Returns
+    ``(figure, info)``."""
+    import torch
+
+    from lrkit import weights as W
     from lrkit.methods.stargan2.baseline import load_baseline
     from lrkit.methods.stargan2.inference import translate_ref
 
     cfg, model = _model(ctx, preset, steps=steps, data_root=data_root, device=device, checkpoints=checkpoints,
                         progress=progress)
-    nets, s_ckpt, source = load_baseline(stargan_preset, cfg.hr_size, profile=ctx.profile.name,
-                                         runs_root=Path(ctx.run_dir).parent, checkpoints=stargan_checkpoints,
-                                         data_root=data_root, device=device, progress=progress)
-    ctx.record("model", preset=stargan_preset, checkpoint=str(s_ckpt), source=source)
+    try:
+        nets, s_ckpt, source = load_baseline(stargan_preset, cfg.hr_size, profile=ctx.profile.name,
+                                             runs_root=Path(ctx.run_dir).parent, checkpoints=stargan_checkpoints,
+                                             data_root=data_root, device=device, progress=progress)
+        ctx.record("model", preset=stargan_preset, checkpoint=str(s_ckpt), source=source)
+    except W.WeightsUnavailable as exc:
+        nets, source = None, f"unavailable: {str(exc).splitlines()[0][:200]}"
     imgs, val, label = _val_images(ctx, cfg, n_sources + n_targets, data_root)
     S, T = n_sources, n_targets
     src, refs = imgs[:S], imgs[S:]
     lr = make_lr(refs, cfg.lr_size)
     ref_domains = [val.domain_names[int(val.domain[i])] for i in range(S, S + T)]
     ours = translate(model.G, src.repeat_interleave(T, 0), lr.repeat(S, 1, 1, 1)).view(S, T, *src.shape[1:])
-    theirs = translate_ref(nets, src.repeat_interleave(T, 0), refs.repeat(S, 1, 1, 1), ref_domains * S)
+    theirs = (translate_ref(nets, src.repeat_interleave(T, 0), refs.repeat(S, 1, 1, 1), ref_domains * S)
+              if nets is not None else torch.ones(S * T, *src.shape[1:]))  # blank: StarGAN v2 unavailable
     grid = versus_grid(src, lr, refs, ours, theirs.view(S, T, *src.shape[1:]))
+    s_label = f"{nets.label}, {source}" if nets is not None else f"StarGAN v2 {source}; its rows are blank"
     title = (f"Fig. 6 layout: LR targets on top, the same targets' HR images (StarGAN v2's references) at the "
-             f"bottom; for each source (left) I2I-LR {cfg.preset} ({model.label}) then StarGAN v2 ({nets.label}, "
-             f"{source})")
-    return show_grid(grid, title), {"dataset": label, "weights": f"{model.label}; {nets.label} ({source})",
-                                    "grid": grid, "outputs": {"ours": ours, "stargan": theirs}}
+             f"bottom; for each source (left) I2I-LR {cfg.preset} ({model.label}) then StarGAN v2 ({s_label})")
+    return show_grid(grid, title), {"dataset": label, "weights": f"{model.label}; StarGAN v2 ({s_label})",
+                                    "grid": grid, "outputs": {"ours": ours, "stargan": theirs if nets else None}}
 
 
 def make_figure(ctx, name: str, *, data_root=None, device: str = "cpu", n_sources: int = 0, n_targets: int = 0,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from lrkit.cpu import configure_cpu
 from lrkit.data.ops import make_lr
 from lrkit.data.sampling import load_image_files as load_images  # noqa: F401 (the CLI's name)
 from lrkit.train.checkpoint import load_checkpoint
@@ -56,6 +57,7 @@ def load_i2ilr(checkpoint: str | Path, *, device: str = "cpu", expect: dict | No
     if state is None:
         raise ValueError(f"checkpoint {checkpoint} has no {which!r} weights (it holds {sorted(ckpt['modules'])})")
     G.load_state_dict(state)
+    configure_cpu(device)  # denormal weights would slow CPU inference ~10x (lrkit.cpu)
     G.to(device).eval().requires_grad_(False)
     return LoadedGenerator(G, cfg, int(ckpt["step"]), str(checkpoint), which)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from lrkit import weights as W
 from lrkit.data.roots import REAL_DATASETS
 from lrkit.evaluation.paper_compare import cells_from_records, with_paper
 from lrkit.metrics.factor_probes import load_or_train_probes
@@ -148,15 +149,22 @@ def reproduce_table(ctx, name: str, *, data_root=None, device: str = "cpu", n_ev
                               device=device, results_file=jsonl, context=where, probes=probes)
         if suffix in stargan:
             s_preset, same = stargan[suffix]
-            base = evaluate_baseline(s_preset, same, res["val"], res["train"], mets, hr_size=cfg.hr_size,
-                                     lr_size=cfg.lr_size, dataset=cfg.dataset, profile=prof.name,
-                                     runs_root=runs_root, n_sources=n_targets, checkpoints=stargan_checkpoints,
-                                     data_root=data_root, device=device, results_file=jsonl,
-                                     context={**where, "preset": s_preset}, probes=probes, progress=progress)
-            ctx.record("model", preset=s_preset, checkpoint=base["checkpoint"], source=base["source"])
-            res["stargan"] = base
-            res["records"]["Stargan-v2"] = base["records"]
-            weights.append(f"Stargan-v2{suffix}: {base['label']} ({base['source']})")
+            try:
+                base = evaluate_baseline(s_preset, same, res["val"], res["train"], mets, hr_size=cfg.hr_size,
+                                         lr_size=cfg.lr_size, dataset=cfg.dataset, profile=prof.name,
+                                         runs_root=runs_root, n_sources=n_targets, checkpoints=stargan_checkpoints,
+                                         data_root=data_root, device=device, results_file=jsonl,
+                                         context={**where, "preset": s_preset}, probes=probes, progress=progress)
+            except W.WeightsUnavailable as exc:  # e.g. the FAN (wing.ckpt) the CelebA-HQ setting needs, offline
+                reason = str(exc).splitlines()[0]
+                res["records"]["Stargan-v2"] = [{"metric": m, "status": "unavailable", "values": {}, "reason": reason,
+                                                 "weights": []} for m in mets]
+                weights.append(f"Stargan-v2{suffix}: unavailable ({reason[:200]})")
+            else:
+                ctx.record("model", preset=s_preset, checkpoint=base["checkpoint"], source=base["source"])
+                res["stargan"] = base
+                res["records"]["Stargan-v2"] = base["records"]
+                weights.append(f"Stargan-v2{suffix}: {base['label']} ({base['source']})")
         results[suffix] = res
         why_not[suffix] = _not_reproduction(cfg, prof.name, steps, min(n_targets, len(res["val"])), len(res["val"]),
                                             bool(given))

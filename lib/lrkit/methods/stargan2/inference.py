@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from lrkit.cpu import configure_cpu
 from lrkit.methods.stargan2.fan import FAN, heatmap_masks
 
 __all__ = ["Stargan2Nets", "load_stargan2", "translate_ref", "translate_latent", "load_images_official",
@@ -99,6 +100,7 @@ def is_lrkit_checkpoint(path: Path) -> bool:
 
 
 def _freeze(m: torch.nn.Module, device) -> torch.nn.Module:
+    configure_cpu(device)  # denormal weights would slow CPU inference ~10x (lrkit.cpu)
     return m.to(device).eval().requires_grad_(False)
 
 
