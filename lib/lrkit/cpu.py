@@ -1,20 +1,24 @@
 """CPU floating-point settings that every trainer and sampler run on the CPU should have.
 
-Denormal (subnormal) float32 numbers, below ~1.2e-38, are computed in a slow microcode path on x86 CPUs (and slowly
-on many others). After the first Adam update a GAN's optimizer moments and some activations and gradients hold
-many of them (squared small gradients, moments decaying towards zero), and the CPU kernels become ~10x slower:
-measured by a user on 2 threads, I2I-LR at the paper's widths and 128 px took 48 s for step 0 and 490 s for
-step 1; with flushing on, 40, 47 and 41 s. Flushing them to zero (flush-to-zero for results, denormals-are-zero
-for inputs) changes values only below ~1.2e-38, some thirty orders of magnitude under anything the models compute
-with (Adam's eps is 1e-8), so training and sampling are unchanged for every practical purpose. GPUs are not
-affected (CUDA kernels handle denormals at full speed), so ``configure_cpu`` does nothing for them.
+Denormal (subnormal) float32 numbers, below ~1.2e-38, go through a slow microcode path on x86 CPUs (and are
+slow on many others): a kernel fed many of them runs ~10x slower. A GAN makes them right after its first Adam
+update: I2I-LR's discriminator, moved by ~lr_d in every weight, then scores the fakes at logits of about -70 to
+-88 (paper widths, 128 px, batch 8), the fake term's loss gradient sigmoid(logit) / N is ~5e-32 to 8e-40, and
+the backward pass through D underflows into denormal gradient maps (measured: 25-37 M denormal values in one D
+backward, which took 261-328 s instead of 22-25 s; the weights, gradients and Adam moments held none). A user
+measured the whole run on 2 threads: 48 s for step 0 and 490 s for step 1; with flushing on, 40, 47 and 41 s.
+Flushing denormals to zero (flush-to-zero for results, denormals-are-zero for inputs) changes values only below
+~1.2e-38, some thirty orders of magnitude under anything the models compute with (Adam's eps is 1e-8), so
+training and sampling are unchanged for every practical purpose. CUDA GPUs handle denormals at full speed, so
+``configure_cpu`` does nothing for them.
 
 The setting is a per-thread CPU register (MXCSR on x86). ``torch.set_flush_denormal`` sets it only in the calling
 thread; threads created later inherit it, but the intra-op OpenMP workers that torch already started keep theirs
 (measured: with 2 threads, half of a large elementwise result stayed denormal). ``set_flush_denormal`` below
 therefore also runs the call once in each thread of the OpenMP team when torch's runtime is GNU OpenMP (libgomp,
 the runtime of the Linux wheels), and ``flushes_denormals`` checks the result with a probe spread over all the
-intra-op threads.
+intra-op threads. Only the current ``torch.get_num_threads()`` team is reached: workers created later inherit
+the setting, but idle ones kept from a larger thread count earlier keep theirs until the next call.
 
 Restoring: the setting is left on. torch has no getter for it, and nothing in this kit wants denormals back:
 whatever runs on the CPU after training in the same process (sampling, evaluation, a second run) profits from the

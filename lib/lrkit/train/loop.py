@@ -23,7 +23,7 @@ the last completed step and re-raises. The first Ctrl-C is held until the runnin
 checkpoint never holds a half-applied step); a second Ctrl-C aborts at once without writing.
 
 CPU: when any of the task's parameters live on the CPU, ``train`` first flushes denormal floats to zero for the
-process (``lrkit.cpu.configure_cpu``; after the first Adam update they make CPU steps ~10x slower otherwise).
+process (``lrkit.cpu.configure_cpu``; otherwise they can make steps after the first update ~10x slower).
 """
 
 from __future__ import annotations
@@ -208,7 +208,7 @@ def train(task: TrainTask, run_dir, loop: LoopConfig, *, resume: bool = False, p
     if not isinstance(loop, LoopConfig):
         raise TypeError(f"train: loop must be a LoopConfig, got {type(loop).__name__}")
     if _trains_on_cpu(task):
-        configure_cpu("cpu")  # flush denormals: Adam's moments make CPU kernels ~10x slower otherwise (lrkit.cpu)
+        configure_cpu("cpu")  # flush denormals, which made CPU GAN steps ~10x slower after step 0 (lrkit.cpu)
     run_dir = Path(run_dir)
     ckpt_dir, samples_dir = run_dir / "checkpoints", run_dir / "samples"
     latest, losses_path, config_path = ckpt_dir / "latest.pt", run_dir / "losses.jsonl", run_dir / "config.json"
