@@ -2,8 +2,8 @@
 
 Denormal (subnormal) float32 numbers, below ~1.2e-38, go through a slow microcode path on x86 CPUs (and are
 slow on many others): a kernel fed many of them runs ~10x slower. A GAN makes them right after its first Adam
-update: I2I-LR's discriminator, moved by ~lr_d in every weight, then scores the fakes at logits of about -70 to
--88 (paper widths, 128 px, batch 8), the fake term's loss gradient sigmoid(logit) / N is ~5e-32 to 8e-40, and
+update: I2I-LR's discriminator, moved by ~lr_d in every weight, then scores the fakes at logits of about -68 to
+-88 (paper widths, 128 px, batch 8), the fake term's loss gradient sigmoid(logit) / N is ~4e-31 to 8e-40, and
 the backward pass through D underflows into denormal gradient maps (measured: 25-37 M denormal values in one D
 backward, which took 261-328 s instead of 22-25 s; the weights, gradients and Adam moments held none). A user
 measured the whole run on 2 threads: 48 s for step 0 and 490 s for step 1; with flushing on, 40, 47 and 41 s.
