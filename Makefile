@@ -19,7 +19,8 @@ install: $(STAMP)
 reproduce: $(STAMP)
 	$(VENV)/bin/lrkit reproduce --profile $(PROFILE)
 
-# Fast CPU tests (slow/GPU/online ones are marked and skipped unless asked for).
+# The CPU test suite CI runs: unit tests, the whole smoke batch and the paper-profile miniature through the real
+# `lrkit reproduce` path (slow/GPU/online ones are marked and skipped unless asked for).
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow and not gpu and not online" -q
 

@@ -21,6 +21,7 @@ import time
 
 import torch
 
+from lrkit.cpu import configure_cpu
 from lrkit.methods.i2ilr import config as i2ilr_config, task as i2ilr_task
 from lrkit.methods.stargan2 import config as stargan2_config, task as stargan2_task
 
@@ -34,6 +35,7 @@ METHODS = {
 def measure(method: str, preset: str, device: str, precision: str, iters: int, warmup: int, size: int = 0) -> dict:
     configs, task_cls, open_train, size_field = METHODS[method]
     cfg = configs.get_preset(preset).with_overrides(precision=precision, **({size_field: size} if size else {}))
+    configure_cpu(device)  # as the training loop does: no denormal slow path on the CPU (lrkit.cpu)
     task = task_cls(cfg, open_train(cfg), device=device)
     for s in range(warmup):
         task.train_step(s)

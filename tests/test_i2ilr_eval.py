@@ -171,3 +171,15 @@ def test_reiterable_image_sets_are_cached_by_content(runs, tmp_path):
     assert pool_images(real) == str(root / "train" / "cat")
     both = open_images("afhq", "train", 32, data_root=str(root))
     assert pool_images(both) == str(root / "train")
+
+
+def test_a_cell_is_reproduced_only_on_the_papers_data_and_protocol():
+    from lrkit.methods.i2ilr.config import get_preset
+    from lrkit.methods.i2ilr.tables import _not_reproduction
+
+    paper = get_preset("celebahq128")
+    assert _not_reproduction(paper, "paper", 0, 2000, 2000, given=False) == []
+    assert _not_reproduction(paper, "paper", 0, 2000, 2000, given=True) == []  # a user's fully trained checkpoint
+    why = _not_reproduction(paper, "paper", 2, 4, 2000, given=False)
+    assert why == ["2 training steps instead of the preset's", "4 of 2000 val targets"]
+    assert "synthfaces, not the paper's dataset" in _not_reproduction(TINY, "smoke", 0, 16, 24, given=False)

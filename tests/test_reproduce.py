@@ -34,6 +34,15 @@ def env(tmp_path):
     return e
 
 
+@pytest.fixture(scope="module")
+def batch_env(tmp_path_factory):
+    """One cache (synthfaces renders, factor probes, feature statistics) for the two whole-batch tests, as a user's
+    machine keeps it between runs: the paper miniature reuses the smoke batch's 64 px probes."""
+    e = dict(os.environ)
+    e["LRKIT_CACHE_DIR"] = str(tmp_path_factory.mktemp("batch_cache"))
+    return e
+
+
 def test_smoke_batch_twice_then_compare(tmp_path, env):
     out, runs = tmp_path / "out", tmp_path / "runs"
     ids = []
@@ -94,14 +103,14 @@ def test_smoke_batch_twice_then_compare(tmp_path, env):
     assert "figure smoke/data_synthfaces_faces: identical" in p.stdout
 
 
-@pytest.mark.slow
-def test_whole_smoke_batch(tmp_path, env):
-    """Every smoke notebook through the real path; metrics_sanity's numbers must make sense."""
+def test_whole_smoke_batch(tmp_path, batch_env):
+    """Every smoke notebook through the real path (what `make reproduce` runs); metrics_sanity's numbers must make
+    sense; the I2I-LR notebooks share one model per setting (train_i2ilr trains it, fig5_grid reuses it)."""
     from lrkit.runs.artifacts import read_table_csv
 
     out, runs = tmp_path / "out", tmp_path / "runs"
-    p = _run_cli("reproduce", "--profile", "smoke", "--output-root", str(out), "--runs-dir", str(runs), env=env,
-                 timeout=3600)
+    p = _run_cli("reproduce", "--profile", "smoke", "--output-root", str(out), "--runs-dir", str(runs),
+                 env=batch_env, timeout=3600)
     assert p.returncode == 0, p.stdout + p.stderr
     run_id = Path(re.search(r"HTML report: (\S+index\.html)", p.stdout).group(1)).parent.name
     manifest = json.loads((runs / run_id / "manifest.json").read_text())
@@ -125,26 +134,18 @@ def test_whole_smoke_batch(tmp_path, env):
     assert 0 <= float(t2.loc[("Ours", "Coverage (EffNet-Lite0)@128"), "reproduced"]) <= 1
     t4 = read_table_csv(tables / "table4_lr_resolution.csv").set_index(["method", "column"])
     assert {"LR 4x4", "LR 32x32"} <= set(t4.loc["LR error (grey levels)"].index)
-    for fig in ("i2ilr_fig5", "i2ilr_fig8_cat", "i2ilr_fig8_dog", "i2ilr_fig8_wild"):
+    for fig in ("i2ilr_fig5", "i2ilr_fig6_vs_stargan", "i2ilr_fig8_cat", "i2ilr_fig8_dog", "i2ilr_fig8_wild",
+                "i2ilr_train_celebahq128_smoke_samples"):
         assert (out / "figures" / "smoke" / f"{fig}.png").exists()
-
-
-def test_i2ilr_notebooks_share_one_model(tmp_path, env):
-    """train_i2ilr trains the smoke model; fig5_grid, run afterwards, reuses it (no second training)."""
-    out, runs = tmp_path / "out", tmp_path / "runs"
-    p = _run_cli("reproduce", "--only", "train_i2ilr", "fig5_grid", "--output-root", str(out), "--runs-dir",
-                 str(runs), env=env)
-    assert p.returncode == 0, p.stdout + p.stderr
-    models = list((runs / "models" / "i2ilr").iterdir())
-    assert [m.name.split("-")[0] for m in models] == ["celebahq128_smoke"]
-    losses = (models[0] / "losses.jsonl").read_text().splitlines()
-    assert len(losses) == 150 and json.loads(losses[-1])["step"] == 150  # trained once, to the preset's steps
-    assert (out / "figures" / "smoke" / "i2ilr_fig5.png").exists()
-    assert (out / "figures" / "smoke" / "i2ilr_train_celebahq128_smoke_samples.png").exists()
-    run_dir = Path(re.search(r"HTML report: (\S+index\.html)", p.stdout).group(1)).parent
-    events = [json.loads(line) for line in (run_dir / EVENTS_FILE).read_text().splitlines()]
-    used = {(e["notebook"], e["checkpoint"]) for e in events if e["kind"] == "model"}
-    assert {nb for nb, _ in used} == {"train_i2ilr", "fig5_grid"} and len({c for _, c in used}) == 1
+    # One model per setting, trained once to the preset's steps and shared by every notebook that needs it.
+    model = next(m for m in (runs / "models" / "i2ilr").iterdir() if m.name.startswith("celebahq128_smoke-"))
+    losses = (model / "losses.jsonl").read_text().splitlines()
+    assert len(losses) == 150 and json.loads(losses[-1])["step"] == 150
+    events = [json.loads(line) for line in (runs / run_id / EVENTS_FILE).read_text().splitlines()]
+    used = {(e["notebook"], e["checkpoint"]) for e in events
+            if e["kind"] == "model" and e["preset"] == "celebahq128_smoke"}
+    assert {"train_i2ilr", "fig5_grid", "table1_celebahq_fid_lpips"} <= {nb for nb, _ in used}
+    assert len({c for _, c in used}) == 1
 
 
 def _write_nb(path: Path, body: str, params: str = "") -> None:
@@ -258,26 +259,32 @@ def _real_tree(root: Path) -> Path:
     return root
 
 
-@pytest.mark.slow
-def test_paper_profile_miniature(tmp_path, env):
-    """Every paper-profile notebook on a tiny real-layout tree with the paper presets for 2 steps: each finishes,
-    and each table names the real dataset, profile paper and device cpu."""
+# Evaluation sizes of the paper miniature: 2 LR targets, 64/32 synthfaces images in the data and metric notebooks,
+# the smoke batch's 64 px factor probes (outputs at 128 px are pooled to them).
+MINIATURE = ["-p", "steps=1", "-p", "n_eval_targets=2", "-p", "n_images=64", "-p", "n_train=64", "-p", "n_val=32",
+             "-p", "probe_size=64"]
+
+
+def test_paper_profile_miniature(tmp_path, batch_env):
+    """Every paper-profile notebook on a tiny real-layout tree with the paper presets (paper widths and sizes) for
+    one step: each finishes, and each table names the real-layout dataset, profile paper and device cpu."""
     from lrkit.runs.artifacts import read_table_csv
 
     tree = _real_tree(tmp_path / "data")
     out, runs = tmp_path / "out", tmp_path / "runs"
-    p = _run_cli("reproduce", "--profile", "paper", "--data-root", str(tree), "--device", "cpu", "-p", "steps=2",
-                 "-p", "n_eval_targets=2", "--output-root", str(out), "--runs-dir", str(runs), env=env, timeout=3600)
+    p = _run_cli("reproduce", "--profile", "paper", "--data-root", str(tree), "--device", "cpu", *MINIATURE,
+                 "--output-root", str(out), "--runs-dir", str(runs), env=batch_env, timeout=3600)
     assert p.returncode == 0, p.stdout + p.stderr
     run_id = Path(re.search(r"HTML report: (\S+index\.html)", p.stdout).group(1)).parent.name
     manifest = json.loads((runs / run_id / "manifest.json").read_text())
     assert {n: nb["status"] for n, nb in manifest["notebooks"].items()} == \
         {nb.name: "ok" for nb in nbreg.NOTEBOOKS if "paper" in nb.profiles}
-    assert manifest["overrides"] == {"steps": 2, "n_eval_targets": 2}
+    assert manifest["overrides"]["steps"] == 1 and manifest["datasets_given"].keys() == {"celeba_hq", "afhq"}
     for name, dataset in (("table1_celebahq_fid_lpips", "celeba_hq"), ("table3_afhq", "afhq")):
         md = (out / "paper_tables" / "paper" / f"{name}.md").read_text()
         prov = next(line for line in md.splitlines() if line.startswith("_run "))
         assert "profile paper" in prov and "device cpu" in prov and f"dataset {dataset}-train@" in prov, prov
         assert "synthfaces" not in md  # nothing hard-codes the embedded dataset
         t = read_table_csv(out / "paper_tables" / "paper" / f"{name}.csv")
-        assert "reproduced" not in set(t["status"])  # 2 steps and 2 targets are the kit's own measurement
+        assert "reproduced" not in set(t["status"])  # 1 step and 2 targets: the kit's own measurement
+        assert "1 training steps instead of the preset's" in md and "2 of " in md

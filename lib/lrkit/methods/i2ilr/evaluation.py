@@ -51,7 +51,7 @@ def evaluate_preset(cfg: I2ILRConfig, checkpoint: str | Path, metrics: list[str]
     real = pool_images(train_set)
     # Sets smaller than the largest feature dimension (Inception's 2048) have singular covariances: the Fréchet
     # distances are then computed with allow_singular and flagged in their records (never silently).
-    small = cfg.dataset == "synthfaces" or n_targets * n_per_target < 2048
+    small = cfg.dataset == "synthfaces" or min(n_targets * n_per_target, len(train_set)) <= 2048
     records = {m: score(s, val, real, metrics, device=device, results_file=results_file, context=ctx,
                         probes=probes, allow_singular=small) for m, s in sets.items()}
     return {"records": records, "sets": sets, "train": train_set, "val": val, "model": model}
