@@ -19,8 +19,8 @@ install: $(STAMP)
 reproduce: $(STAMP)
 	$(VENV)/bin/lrkit reproduce --profile $(PROFILE)
 
-# The CPU test suite CI runs: unit tests, the whole smoke batch and the paper-profile miniature through the real
-# `lrkit reproduce` path (slow/GPU/online ones are marked and skipped unless asked for).
+# The CPU test suite CI runs (slow/GPU/online ones are marked and skipped unless asked for; test-all adds the
+# whole smoke batch and the paper-profile miniature through the real `lrkit reproduce` path).
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow and not gpu and not online" -q
 

@@ -8,7 +8,7 @@ from torch import nn
 
 from lrkit import cpu
 from lrkit.cpu import configure_cpu, flushes_denormals
-from lrkit.train.i2ilr_task import I2ILRTask, open_training_set
+from lrkit.methods.i2ilr.task import I2ILRTask, open_training_set
 from lrkit.train.loop import LoopConfig, train
 
 from i2ilr_tiny import TINY

@@ -95,6 +95,8 @@ def get_table(name: str) -> TableSpec:
 def _weights_summary(records: list[dict]) -> list[str]:
     labels = []
     for r in records:
+        if r.get("model_unavailable"):  # the whole row: its reason is stated once, with the model
+            continue
         labels += r.get("weights", []) if r["status"] == "ok" else [f"{r['metric']}: unavailable (weights missing)"]
     return labels
 
@@ -158,7 +160,7 @@ def reproduce_table(ctx, name: str, *, data_root=None, device: str = "cpu", n_ev
             except W.WeightsUnavailable as exc:  # e.g. the FAN (wing.ckpt) the CelebA-HQ setting needs, offline
                 reason = str(exc).splitlines()[0]
                 res["records"]["Stargan-v2"] = [{"metric": m, "status": "unavailable", "values": {}, "reason": reason,
-                                                 "weights": []} for m in mets]
+                                                 "weights": [], "model_unavailable": True} for m in mets]
                 weights.append(f"Stargan-v2{suffix}: unavailable ({reason[:200]})")
             else:
                 ctx.record("model", preset=s_preset, checkpoint=base["checkpoint"], source=base["source"])
