@@ -56,6 +56,21 @@ def test_ensure_model_trains_once_then_reuses_and_resumes(runs):
     assert load_checkpoint(ckpt)["data_fingerprint"] == open_training_set(TINY).fingerprint
 
 
+def test_a_run_that_died_before_its_first_checkpoint_is_kept_aside_and_restarted(tmp_path, capsys):
+    """A kernel killed before the first checkpoint leaves config.json and losses.jsonl and nothing to resume:
+    the next ensure_trained keeps those files under abandoned/ and trains (seen in a parallel batch)."""
+    cfg = TINY.with_overrides(steps=1, checkpoint_every=1)
+    d = _dir(cfg, tmp_path)
+    d.mkdir(parents=True)
+    (d / "config.json").write_text('{"task": "i2ilr"}')
+    (d / "losses.jsonl").write_text('{"step": 1}\n')
+    ckpt = ensure_trained(cfg, tmp_path, progress=False)
+    assert load_checkpoint(ckpt)["step"] == 1
+    kept = list((d / "abandoned").iterdir())
+    assert len(kept) == 1 and (kept[0] / "losses.jsonl").read_text() == '{"step": 1}\n'
+    assert "stopped before its first checkpoint" in capsys.readouterr().out
+
+
 def test_model_cache_keys_on_the_training_data(runs, tmp_path):
     """Same config, another dataset folder -> another model; resuming a run on other data is refused."""
     from lrkit.data.synthfaces import export_folder
@@ -178,8 +193,9 @@ def test_a_cell_is_reproduced_only_on_the_papers_data_and_protocol():
     from lrkit.methods.i2ilr.tables import _not_reproduction
 
     paper = get_preset("celebahq128")
-    assert _not_reproduction(paper, "paper", 0, 2000, 2000, given=False) == []
-    assert _not_reproduction(paper, "paper", 0, 2000, 2000, given=True) == []  # a user's fully trained checkpoint
-    why = _not_reproduction(paper, "paper", 2, 4, 2000, given=False)
+    assert _not_reproduction(paper, "paper", 0, 0, 2000, 2000, given=False) == []
+    assert _not_reproduction(paper, "paper", 0, 0, 2000, 2000, given=True) == []  # a user's fully trained checkpoint
+    why = _not_reproduction(paper, "paper", 2, 0, 4, 2000, given=False)
     assert why == ["2 training steps instead of the preset's", "4 of 2000 val targets"]
-    assert "synthfaces, not the paper's dataset" in _not_reproduction(TINY, "smoke", 0, 16, 24, given=False)
+    assert _not_reproduction(paper, "paper", 0, 2, 2000, 2000, given=False) == ["batch 2 instead of the preset's"]
+    assert "synthfaces, not the paper's dataset" in _not_reproduction(TINY, "smoke", 0, 0, 16, 24, given=False)

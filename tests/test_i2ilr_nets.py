@@ -98,7 +98,8 @@ def test_default_widths_match_public_code_at_128_8():
 def test_config_dict_rebuilds_same_architecture_and_default_d_width_is_resolved():
     _seed()
     g = I2ILRGenerator(64, 8, base_channels=8, max_channels=32)
-    assert g.config_dict() == {"hr_size": 64, "lr_size": 8, "base_channels": 8, "max_channels": 32}
+    assert g.config_dict() == {"hr_size": 64, "lr_size": 8, "base_channels": 8, "max_channels": 32,
+                               "upsample": "nearest", "spadain_sn": True, "pono_unbiased": False}
     g2 = I2ILRGenerator(**g.config_dict())
     assert {k: v.shape for k, v in g.state_dict().items()} == {k: v.shape for k, v in g2.state_dict().items()}
     d = I2ILRDiscriminator(256, 32, max_channels=64)

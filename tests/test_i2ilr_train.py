@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -65,7 +66,8 @@ def test_nonsaturating_losses_equal_their_log_sigmoid_forms():
 def test_presets_follow_the_paper():
     c128, c256 = get_preset("celebahq128"), get_preset("celebahq256")
     assert (c128.lr_g, c128.lr_d, c128.beta1, c128.beta2) == (1e-3, 4e-3, 0.0, 0.99)
-    assert (c128.r1_gamma, c128.batch_size, c128.ema_beta, c128.lr_size) == (0.5, 8, 0.999, 8)
+    assert (c128.choices.r1_gamma, c128.batch_size, c128.ema_beta, c128.lr_size) == (0.5, 8, 0.999, 8)
+    assert c128.recipe == "paper" and c128.choices.lr_diff == "paper" and not c128.choices.adv_on_cycle
     assert (c128.lambda_cyc, c256.lambda_cyc, c256.hr_size) == (1.0, 0.1, 256)
     assert c128.d_base_channels == 128 and c256.d_base_channels == 64  # 2**14 / HR
     assert [get_preset(f"lr{n}").lr_size for n in (4, 8, 16, 32)] == [4, 8, 16, 32]
@@ -76,6 +78,9 @@ def test_presets_follow_the_paper():
             assert cfg.dataset == "synthfaces" and cfg.preset == f"{name}_{prof}"
             assert cfg.lr_size == get_preset(name).lr_size
     assert preset_for_profile("celebahq128", "paper") is c128
+    mini = preset_for_profile("celebahq128", "paper", steps=2, batch_size=2)  # the miniature's -p overrides
+    assert mini == dataclasses.replace(c128, steps=2, batch_size=2)
+    assert preset_for_profile("celebahq128", "smoke", batch_size=4).batch_size == 4
     assert I2ILRConfig.from_dict(c128.to_dict()) == c128
     with pytest.raises(ValueError, match="valid presets"):
         get_preset("celebahq512")

@@ -103,14 +103,14 @@ def test_smoke_batch_twice_then_compare(tmp_path, env):
     assert "figure smoke/data_synthfaces_faces: identical" in p.stdout
 
 
-@pytest.mark.slow  # 21 min on 2 cores (2026-12-02): not yet in CI, see the README (make test-all runs it)
 def test_whole_smoke_batch(tmp_path, batch_env):
     """Every smoke notebook through the real path (what `make reproduce` runs); metrics_sanity's numbers must make
     sense; the I2I-LR notebooks share one model per setting (train_i2ilr trains it, fig5_grid reuses it)."""
+    from lrkit.methods.i2ilr.config import get_preset
     from lrkit.runs.artifacts import read_table_csv
 
     out, runs = tmp_path / "out", tmp_path / "runs"
-    p = _run_cli("reproduce", "--profile", "smoke", "--output-root", str(out), "--runs-dir", str(runs),
+    p = _run_cli("reproduce", "--profile", "smoke", "--jobs", "2", "--output-root", str(out), "--runs-dir", str(runs),
                  env=batch_env, timeout=3600)
     assert p.returncode == 0, p.stdout + p.stderr
     run_id = Path(re.search(r"HTML report: (\S+index\.html)", p.stdout).group(1)).parent.name
@@ -127,13 +127,18 @@ def test_whole_smoke_batch(tmp_path, batch_env):
     assert base.loc["copy source", "faithful_coarse_agreement"] < 0.5
     assert base.loc["copy target", "identity_fine_agreement"] < base.loc["copy target", "chance_fine"] + 0.15
     # I2I-LR tables: every paper cell present; offline, paper-comparable metrics unavailable, offline ones numbers.
-    t1 = read_table_csv(tables / "table1_celebahq_fid_lpips.csv").set_index(["method", "column"])
+    t1 = read_table_csv(tables / "table1_celebahq_fid_lpips.csv").set_index("column", append=True)
     assert t1.loc[("Ours", "FID@128"), "status"] == "unavailable" and t1.loc[("Ours", "FID@128"), "paper"] == 15.52
     assert float(t1.loc[("Ours", "LR error (grey levels)@128"), "reproduced"]) < 60
-    assert t1.loc[("Stargan-v2 [8]", "FID@256"), "status"] == "reported only"
-    t2 = read_table_csv(tables / "table2_density_coverage.csv").set_index(["method", "column"])
+    # StarGAN v2 is run (trained here): its row carries the paper's number, FID unavailable offline, its LR error a
+    # number; the methods not run here are reported only.
+    sg = t1.loc[("Stargan-v2", "FID@256")]
+    assert sg["status"] == "unavailable" and sg["paper"] == 23.8
+    assert float(t1.loc[("Stargan-v2", "LR error (grey levels)@256"), "reproduced"]) >= 0
+    assert t1.loc[("MUNIT [16]", "FID@256"), "status"] == "reported only"
+    t2 = read_table_csv(tables / "table2_density_coverage.csv").set_index("column", append=True)
     assert 0 <= float(t2.loc[("Ours", "Coverage (EffNet-Lite0)@128"), "reproduced"]) <= 1
-    t4 = read_table_csv(tables / "table4_lr_resolution.csv").set_index(["method", "column"])
+    t4 = read_table_csv(tables / "table4_lr_resolution.csv").set_index("column", append=True)
     assert {"LR 4x4", "LR 32x32"} <= set(t4.loc["LR error (grey levels)"].index)
     for fig in ("i2ilr_fig5", "i2ilr_fig6_vs_stargan", "i2ilr_fig8_cat", "i2ilr_fig8_dog", "i2ilr_fig8_wild",
                 "i2ilr_train_celebahq128_smoke_samples"):
@@ -141,7 +146,8 @@ def test_whole_smoke_batch(tmp_path, batch_env):
     # One model per setting, trained once to the preset's steps and shared by every notebook that needs it.
     model = next(m for m in (runs / "models" / "i2ilr").iterdir() if m.name.startswith("celebahq128_smoke-"))
     losses = (model / "losses.jsonl").read_text().splitlines()
-    assert len(losses) == 150 and json.loads(losses[-1])["step"] == 150
+    steps = get_preset("celebahq128_smoke").steps
+    assert len(losses) == steps and json.loads(losses[-1])["step"] == steps
     events = [json.loads(line) for line in (runs / run_id / EVENTS_FILE).read_text().splitlines()]
     used = {(e["notebook"], e["checkpoint"]) for e in events
             if e["kind"] == "model" and e["preset"] == "celebahq128_smoke"}
@@ -184,6 +190,33 @@ def test_failing_notebook_is_recorded_and_others_run(tmp_path, monkeypatch, caps
                    "--runs-dir", str(tmp_path / "runs")])
     assert rc == 1
     assert "HTML report:" in capsys.readouterr().out
+
+
+def test_parallel_kernels_split_the_cores(tmp_path, monkeypatch):
+    """--jobs 2: each kernel gets half the cores as its thread count (never 2 x all cores), recorded in the
+    manifest; a user's OMP_NUM_THREADS is kept."""
+    from lrkit.runs.reproduce import kernel_threads
+
+    assert kernel_threads(1, {}, cores=8) == {}
+    assert kernel_threads(2, {}, cores=2) == {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    assert kernel_threads(3, {}, cores=8)["OMP_NUM_THREADS"] == "2" and kernel_threads(4, {}, cores=2)[
+        "OMP_NUM_THREADS"] == "1"
+    assert kernel_threads(2, {"OMP_NUM_THREADS": "7"}, cores=8) == {}
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    body = ("import json, os, pathlib, torch\npathlib.Path(run_dir, NAME + '.json').write_text(json.dumps("
+            "[os.environ.get('OMP_NUM_THREADS'), torch.get_num_threads()]))")
+    for name in ("a", "b"):
+        _write_nb(nbdir / f"{name}.ipynb", body.replace("NAME", repr(name)))
+    monkeypatch.setattr(nbreg, "NOTEBOOKS", (NotebookSpec("a", "a", ("smoke",)), NotebookSpec("b", "b", ("smoke",))))
+    monkeypatch.setattr(nbreg, "notebook_dir", lambda: nbdir)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    res = reproduce("smoke", jobs=2, output_root=tmp_path / "out", runs_dir=tmp_path / "runs")
+    assert res.ok, res.statuses
+    want = kernel_threads(2)["OMP_NUM_THREADS"]
+    for name in ("a", "b"):
+        assert json.loads((res.run_dir / f"{name}.json").read_text()) == [want, int(want)]
+    assert json.loads((res.run_dir / "manifest.json").read_text())["kernel_threads"]["OMP_NUM_THREADS"] == want
 
 
 def test_bad_arguments_are_clear(tmp_path, capsys):
@@ -260,33 +293,37 @@ def _real_tree(root: Path) -> Path:
     return root
 
 
-# Evaluation sizes of the paper miniature: 2 LR targets, 64/32 synthfaces images in the data and metric notebooks,
-# the smoke batch's 64 px factor probes (outputs at 128 px are pooled to them).
-MINIATURE = ["-p", "steps=1", "-p", "n_eval_targets=2", "-p", "n_images=64", "-p", "n_train=64", "-p", "n_val=32",
-             "-p", "probe_size=64"]
+# The paper miniature: every model 2 steps at batch 2 (paper widths and sizes), 2 LR targets, 64/32 synthfaces
+# images in the data and metric notebooks, the smoke batch's 64 px factor probes (outputs at 128 px are pooled).
+MINIATURE = ["-p", "steps=2", "-p", "batch_size=2", "-p", "n_eval_targets=2", "-p", "n_images=64", "-p", "n_train=64",
+             "-p", "n_val=32", "-p", "probe_size=64"]
 
 
-@pytest.mark.slow  # ~10 min on 2 cores: not yet in CI, see the README (make test-all runs it)
 def test_paper_profile_miniature(tmp_path, batch_env):
     """Every paper-profile notebook on a tiny real-layout tree with the paper presets (paper widths and sizes) for
-    one step: each finishes, and each table names the real-layout dataset, profile paper and device cpu."""
+    two steps at batch 2: each finishes, each table names the real-layout dataset, profile paper and device cpu,
+    and the StarGAN v2 baseline trained here (AFHQ) gets the miniature's steps too."""
     from lrkit.runs.artifacts import read_table_csv
 
     tree = _real_tree(tmp_path / "data")
     out, runs = tmp_path / "out", tmp_path / "runs"
-    p = _run_cli("reproduce", "--profile", "paper", "--data-root", str(tree), "--device", "cpu", *MINIATURE,
-                 "--output-root", str(out), "--runs-dir", str(runs), env=batch_env, timeout=3600)
+    p = _run_cli("reproduce", "--profile", "paper", "--data-root", str(tree), "--device", "cpu", "--jobs", "2",
+                 *MINIATURE, "--output-root", str(out), "--runs-dir", str(runs), env=batch_env, timeout=3600)
     assert p.returncode == 0, p.stdout + p.stderr
     run_id = Path(re.search(r"HTML report: (\S+index\.html)", p.stdout).group(1)).parent.name
     manifest = json.loads((runs / run_id / "manifest.json").read_text())
     assert {n: nb["status"] for n, nb in manifest["notebooks"].items()} == \
         {nb.name: "ok" for nb in nbreg.NOTEBOOKS if "paper" in nb.profiles}
-    assert manifest["overrides"]["steps"] == 1 and manifest["datasets_given"].keys() == {"celeba_hq", "afhq"}
+    assert manifest["overrides"]["steps"] == 2 and manifest["overrides"]["batch_size"] == 2
+    assert manifest["datasets_given"].keys() == {"celeba_hq", "afhq"}
     for name, dataset in (("table1_celebahq_fid_lpips", "celeba_hq"), ("table3_afhq", "afhq")):
         md = (out / "paper_tables" / "paper" / f"{name}.md").read_text()
         prov = next(line for line in md.splitlines() if line.startswith("_run "))
         assert "profile paper" in prov and "device cpu" in prov and f"dataset {dataset}-train@" in prov, prov
         assert "synthfaces" not in md  # nothing hard-codes the embedded dataset
         t = read_table_csv(out / "paper_tables" / "paper" / f"{name}.csv")
-        assert "reproduced" not in set(t["status"])  # 1 step and 2 targets: the kit's own measurement
-        assert "1 training steps instead of the preset's" in md and "2 of " in md
+        assert "reproduced" not in set(t["status"])  # 2 steps and 2 targets: the kit's own measurement
+        assert "2 training steps instead of the preset's" in md and "batch 2 instead of the preset's" in md
+        assert "2 of " in md
+    t3 = (out / "paper_tables" / "paper" / "table3_afhq.md").read_text()
+    assert "trained here (afhq128, 2 steps)" in t3

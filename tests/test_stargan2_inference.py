@@ -62,8 +62,11 @@ def test_cli_reference_guided_equals_the_network_chain(afhq_like, tmp_path, caps
             fake = G(x_src, s)
         want = ((fake + 1) / 2).clamp(0, 1).mul(255).add(0.5).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
         for k in range(2):
-            got = np.asarray(Image.open(out / f"ref{r}__src{k}.png"))
-            np.testing.assert_array_equal(got, want[k].numpy())
+            got = np.asarray(Image.open(out / f"ref{r}__src{k}.png")).astype(int)
+            # The CLI batches every (reference, source) pair at once, this chain two at a time: float sums in
+            # another order may move a value across a rounding boundary (seen once: 1 of 3,072 values by 1 level).
+            diff = np.abs(got - want[k].numpy().astype(int))
+            assert diff.max() <= 1 and (diff > 0).mean() < 0.005, (diff.max(), (diff > 0).mean())
     grid = np.asarray(Image.open(out / "grid.png"))
     assert grid.shape == (4 * S, 3 * S, 3)  # (1 + refs) rows x (1 + sources) columns, no padding
     assert (grid[:S, :S] == 255).all()  # the blank corner

@@ -56,7 +56,7 @@ def test_presets_hold_the_official_training_defaults():
         for c in (smoke, quick):
             assert (c.dataset, c.synth_variant, c.w_hpf, c.ds_iter) == ("synthfaces", variant, 0.0, c.steps)
         assert (smoke.img_size, smoke.max_conv_dim, smoke.synth_n_train, smoke.synth_n_val, smoke.ema_beta) == \
-               (size // 4, 32, 256, 64, 0.95)
+               (size // 4, 32, 128, 64, 0.95)
         assert (quick.img_size, quick.max_conv_dim, quick.base_dim, quick.synth_n_train, quick.synth_n_val) == \
                (size, 512, None, 5000, 500)
         assert quick.steps == (6000 if size <= 128 else 3000)

@@ -259,7 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-p", "--parameter", dest="parameters", action="append", metavar="NAME=VALUE",
                    help="a notebook parameter for every notebook that declares it, e.g. -p steps=2 -p "
                         "n_eval_targets=4 (repeatable; values are Python literals)")
-    r.add_argument("--jobs", type=int, default=1, help="notebooks executed in parallel (default 1)")
+    r.add_argument("--jobs", type=int, default=1,
+                   help="notebooks executed in parallel (default 1); their kernels split the CPU cores "
+                        "(OMP_NUM_THREADS) unless you set it")
     r.add_argument("--device", default="auto", help="auto (the profile's), cpu, cuda, cuda:N")
     r.add_argument("--output-root", help="where paper_tables/ and figures/ are written (default: the checkout)")
     r.add_argument("--runs-dir", help="where run folders are created (default: <checkout>/runs)")

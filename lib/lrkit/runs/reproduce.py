@@ -12,6 +12,7 @@ import ast
 import concurrent.futures as cf
 import datetime as dt
 import multiprocessing
+import os
 import sys
 import time
 import traceback
@@ -100,6 +101,26 @@ def execute_one(src: str, run_dir: str, parameters: dict, kernel: str, position:
         except Exception as exc:
             result["html_error"] = f"{type(exc).__name__}: {exc}"
     return result
+
+
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def kernel_threads(jobs: int, environ=None, cores: int | None = None) -> dict[str, str]:
+    """The thread-count variables the kernels of ``jobs`` parallel notebooks get: the machine's cores split among
+    them (at least one each), so that two notebooks on a 2-core machine do not run four compute threads. Empty
+    for one job, or when the user set ``OMP_NUM_THREADS`` (theirs is kept)."""
+    environ = os.environ if environ is None else environ
+    if jobs <= 1 or "OMP_NUM_THREADS" in environ:
+        return {}
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    n = str(max(1, cores // jobs))
+    return {k: n for k in THREAD_VARS}
+
+
+def _worker_init(env: dict[str, str]) -> None:
+    os.environ.update(env)  # inherited by the kernels papermill starts from this worker
 
 
 def _fold_events(run_dir: Path) -> dict:
@@ -197,6 +218,7 @@ def reproduce(profile: str = "smoke", only: list[str] | None = None, data_root: 
     manifest = {
         "run_id": run_id, "kind": "reproduce", "profile": profile_dict(prof), "git": git,
         "environment": environment_info(), "started": _now(), "ended": None, "jobs": jobs,
+        "kernel_threads": kernel_threads(jobs),
         "datasets_given": datasets, "overrides": extra,
         "seed": prof.seed,
         "notebooks": {s.name: {"status": "pending", "parameters": params[s.name],
@@ -221,8 +243,10 @@ def reproduce(profile: str = "smoke", only: list[str] | None = None, data_root: 
         for i, s in enumerate(runnable):
             finish(execute_one(str(sources[s.name]), str(run_dir), params[s.name], kernel, i))
     else:
-        # Separate processes: each notebook's kernel, progress bar and log are independent.
-        with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        # Separate processes: each notebook's kernel, progress bar and log are independent; the kernels share the
+        # cores (kernel_threads).
+        with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                                    initializer=_worker_init, initargs=(manifest["kernel_threads"],)) as pool:
             futs = [pool.submit(execute_one, str(sources[s.name]), str(run_dir), params[s.name], kernel, i)
                     for i, s in enumerate(runnable)]
             for fut in cf.as_completed(futs):

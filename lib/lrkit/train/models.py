@@ -2,8 +2,9 @@
 
 Notebooks are cheap to re-run because a model lives in ``<runs>/models/<task>/<preset>-<h>`` where ``h`` hashes
 the whole config *and* the content fingerprint of the data it trains on: a changed config or another dataset
-folder never reuses a stale model. A finished model is reused, an unfinished one is resumed, and a file lock keeps
-two notebooks of a parallel batch from training the same model twice. This module knows no method: the caller
+folder never reuses a stale model. A finished model is reused, an unfinished one is resumed (one that died before
+its first checkpoint starts over, its files kept under ``abandoned/``), and a file lock keeps two notebooks of a
+parallel batch from training the same model twice. This module knows no method: the caller
 (a method package) passes its task name, its train function and the fingerprint of its training set.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,6 +29,24 @@ def model_dir(cfg, runs_root: str | Path, *, task: str, data_fingerprint: str) -
     return Path(runs_root) / "models" / task / f"{cfg.preset}-{h}"
 
 
+def _set_aside_unfinished_start(run_dir: Path) -> None:
+    """A run that died before its first checkpoint (a crash, a killed kernel) leaves its config/losses/samples and
+    nothing to resume: keep them under ``abandoned/<time>/`` (never deleted) so a new run can start in the folder."""
+    started = [p for p in (run_dir / "config.json", run_dir / "losses.jsonl", run_dir / "samples") if p.exists()]
+    if not started:
+        return
+    dest = run_dir / "abandoned" / time.strftime("%Y%m%dT%H%M%S")
+    n = 0
+    while dest.exists():
+        n += 1
+        dest = dest.with_name(f"{dest.name.split('.')[0]}.{n}")
+    dest.mkdir(parents=True)
+    for p in started:
+        p.rename(dest / p.name)
+    print(f"model cache: {run_dir.name} had a run that stopped before its first checkpoint; its files are kept in "
+          f"{dest.relative_to(run_dir)} and training starts over")
+
+
 def ensure_model(cfg, runs_root: str | Path, *, task: str, train_fn: Callable, data_fingerprint: str,
                  data_root: str | None = None, device: str = "cpu", progress: bool = True) -> Path:
     """The checkpoint of ``cfg`` trained to ``cfg.steps`` on the data whose fingerprint is given: reused, resumed
@@ -39,6 +59,8 @@ def ensure_model(cfg, runs_root: str | Path, *, task: str, train_fn: Callable, d
         try:
             if latest.exists() and checkpoint_step(latest, task=task) >= cfg.steps:
                 return latest
+            if not latest.exists():
+                _set_aside_unfinished_start(run_dir)
             train_fn(cfg, run_dir, data_root=data_root, device=device, resume=latest.exists(), progress=progress)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)

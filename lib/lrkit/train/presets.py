@@ -57,10 +57,11 @@ def lookup(presets: dict, name: str, what: str):
         raise ValueError(f"unknown {what} preset {name!r}; valid presets: {', '.join(presets)}") from None
 
 
-def profile_preset(presets: dict, name: str, profile: str, steps: int, what: str):
+def profile_preset(presets: dict, name: str, profile: str, steps: int, what: str, batch_size: int = 0):
     """The preset a notebook runs for paper preset ``name`` under a run profile: ``<name>_smoke`` (smoke),
     ``<name>_quick`` (quick), ``<name>`` (paper); a name with a suffix is taken as is. ``steps`` > 0 replaces the
-    preset's number of steps."""
+    preset's number of steps and ``batch_size`` > 0 its batch (a miniature: the notebooks' ``-p steps=N
+    -p batch_size=B``; tables say so in their notes)."""
     if name.endswith(("_smoke", "_quick")):
         cfg = lookup(presets, name, what)
     else:
@@ -68,4 +69,5 @@ def profile_preset(presets: dict, name: str, profile: str, steps: int, what: str
         if suffix is None:
             raise ValueError(f"unknown profile {profile!r}; use smoke, quick or paper")
         cfg = lookup(presets, name + suffix, what)
-    return cfg.with_overrides(steps=int(steps)) if steps else cfg
+    changes = {k: int(v) for k, v in (("steps", steps), ("batch_size", batch_size)) if v}
+    return cfg.with_overrides(**changes) if changes else cfg

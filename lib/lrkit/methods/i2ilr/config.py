@@ -10,7 +10,7 @@ Paper presets (I2I-LR §4.1, REFERENCE_NOTES for what the paper leaves open):
 
 The number of steps follows the public code's 100 epochs at batch 8 (CelebA-HQ train split 28,000 images ->
 350,000 steps; AFHQ train cat 5,153 / dog 4,739 / wild 4,738 images). Every preset also exists as
-``<name>_smoke`` (CPU minutes: tiny widths, 100-150 steps, EMA 0.95, synthfaces at a quarter of the HR size,
+``<name>_smoke`` (CI minutes: tiny widths, 60-80 steps, EMA 0.95, synthfaces at a quarter of the HR size,
 64 px for the LR ablation) and
 ``<name>_quick`` (one GPU, minutes: the paper's widths and sizes for a few thousand steps, synthfaces). CelebA-HQ
 maps to synthfaces ``faces`` (both domains), AFHQ domain ``d`` to synthfaces ``animals`` domain ``d``.
@@ -27,10 +27,67 @@ from dataclasses import dataclass
 from lrkit.methods.i2ilr.layers import LR_DIFF_MODES
 from lrkit.train.presets import ConfigIO, expand_presets, lookup, profile_preset
 
-__all__ = ["I2ILRConfig", "PRESETS", "get_preset", "preset_names", "preset_for_profile", "PRECISIONS"]
+__all__ = ["I2ILRConfig", "Recipe", "RECIPES", "PRESETS", "get_preset", "preset_names", "preset_for_profile",
+           "PRECISIONS"]
 
 PRECISIONS = ("fp32", "bf16")
 DATASETS = ("synthfaces", "celeba_hq", "afhq")
+ADV_REDUCTIONS = ("mean", "sum")
+R1_FORMS = ("logits", "loss")
+UPSAMPLINGS = ("nearest", "bilinear")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The training-loop and network choices on which the paper and the public code (Medabid1/I2I-LR) differ.
+
+    A config names one (``I2ILRConfig.recipe``); its own ``lr_diff`` / ``adv_on_cycle`` / ``r1_gamma``, when set,
+    override the recipe's (a study varies one choice at a time). Facts about the public code:
+    shared/REFERENCE_NOTES.md (counted with forward hooks on a patched copy).
+    """
+
+    name: str
+    lr_diff: str  # eq. 5 map: "paper" (one grey level, divided by r) or "public_code" (4 levels, no division)
+    adv_on_cycle: bool  # D and G's adversarial loss also see the two cycle outputs
+    adv_reduce: str  # G's adversarial loss: "mean" over every fake, or "sum" of the per-pass means (4 terms)
+    r1_form: str  # "logits": gamma/2 ||d sum D(real) / dx||^2 (paper, StarGAN v2); "loss": the gradient of the
+    #               averaged real softplus loss instead (the public code)
+    r1_gamma: float
+    r1_repeats: int  # times the penalty enters D's loss per step (the public code computes it 4 times: each real
+    #                  half twice); here it is computed once per half and weighted, which is the same number
+    d_patch: bool  # D returns a logit map ((LR - 3) x (LR - 3) at LR >= 8: 5 x 5 at LR 8) instead of one logit
+    d_eval_in_g_step: bool  # D in eval mode for G's step (no spectral-norm power iteration there)
+    quantize_lr: bool  # LR targets rounded to 8 bits (a saved image) or left continuous
+    upsample: str  # "nearest": G's decoder upsamples by nearest (StarGAN v2's), SPAdaIN resizes the LR image
+    #                bilinearly (align_corners=False); "bilinear": both bilinear with align_corners=True
+    #                (nn.UpsamplingBilinear2d, SPAdaIN by chained factors of two)
+    spadain_sn: bool  # spectral norm on SPAdaIN's two 1x1 convs (the paper: SN on every layer)
+    pono_unbiased: bool  # PONO's std from the unbiased variance (divide by C - 1)
+
+    def __post_init__(self) -> None:
+        for field, valid in (("lr_diff", LR_DIFF_MODES), ("adv_reduce", ADV_REDUCTIONS), ("r1_form", R1_FORMS),
+                             ("upsample", UPSAMPLINGS)):
+            if getattr(self, field) not in valid:
+                raise ValueError(f"Recipe.{field} must be one of {valid}, got {getattr(self, field)!r}")
+        if self.r1_gamma < 0 or self.r1_repeats < 1:
+            raise ValueError(f"Recipe needs r1_gamma >= 0 and r1_repeats >= 1, got {self.r1_gamma}, "
+                             f"{self.r1_repeats}")
+
+
+RECIPES: dict[str, Recipe] = {r.name: r for r in (
+    # The paper (§3.2, §4.1): eq. 5 with r = one grey level, D sees the two translations, one logit per image,
+    # R1 gamma 0.5 on the logits, SN everywhere, 8-bit LR targets (a saved LR image). The kit's default.
+    Recipe("paper", lr_diff="paper", adv_on_cycle=False, adv_reduce="mean", r1_form="logits", r1_gamma=0.5,
+           r1_repeats=1, d_patch=False, d_eval_in_g_step=False, quantize_lr=True, upsample="nearest",
+           spadain_sn=True, pono_unbiased=False),
+    # What the public training script does (REFERENCE_NOTES): 4-level rounding without division, the cycle outputs
+    # as fakes too, G's adversarial loss the sum of 4 means, R1 gamma 10 on the loss gradient 4 times per step, a
+    # 5 x 5 patch D at LR 8 kept in eval mode for G's step, continuous LR targets, bilinear upsampling, no SN in
+    # SPAdaIN, unbiased PONO variance.
+    Recipe("public_code", lr_diff="public_code", adv_on_cycle=True, adv_reduce="sum", r1_form="loss",
+           r1_gamma=10.0, r1_repeats=2, d_patch=True, d_eval_in_g_step=True, quantize_lr=False,
+           upsample="bilinear", spadain_sn=False, pono_unbiased=True),
+)}
 
 
 @dataclass(frozen=True)
@@ -52,10 +109,12 @@ class I2ILRConfig(ConfigIO):
     lr_d: float = 4e-3
     beta1: float = 0.0
     beta2: float = 0.99
-    r1_gamma: float = 0.5
     lambda_cyc: float = 1.0
-    adv_on_cycle: bool = False  # public code: D and G's adversarial loss also see the two cycle outputs
-    lr_diff: str = "paper"  # "paper" (eq. 5: one grey level, divided by r) or "public_code" (4 levels, no division)
+    recipe: str = "paper"  # RECIPES: "paper" or "public_code" (the public training script's loop and nets)
+    # None: the recipe's. Set, they override it (one choice varied at a time in a study).
+    r1_gamma: float | None = None
+    adv_on_cycle: bool | None = None  # D and G's adversarial loss also see the two cycle outputs
+    lr_diff: str | None = None  # "paper" (eq. 5: one grey level, divided by r) or "public_code" (4 levels)
     ema_beta: float = 0.999
     hflip: bool = True
     seed: int = 0
@@ -67,8 +126,12 @@ class I2ILRConfig(ConfigIO):
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
             raise ValueError(f"I2ILRConfig.dataset must be one of {DATASETS}, got {self.dataset!r}")
-        if self.lr_diff not in LR_DIFF_MODES:
-            raise ValueError(f"I2ILRConfig.lr_diff must be one of {LR_DIFF_MODES}, got {self.lr_diff!r}")
+        if self.recipe not in RECIPES:
+            raise ValueError(f"I2ILRConfig.recipe must be one of {tuple(RECIPES)}, got {self.recipe!r}")
+        if self.lr_diff is not None and self.lr_diff not in LR_DIFF_MODES:
+            raise ValueError(f"I2ILRConfig.lr_diff must be one of {LR_DIFF_MODES} (or None: the recipe's), got "
+                             f"{self.lr_diff!r}")
+        self.choices  # noqa: B018 - validates the overrides (e.g. a negative r1_gamma) at construction
         if self.precision not in PRECISIONS:
             raise ValueError(f"I2ILRConfig.precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.batch_size < 2 or self.batch_size % 2:
@@ -83,6 +146,12 @@ class I2ILRConfig(ConfigIO):
             raise ValueError(f"I2ILRConfig.ema_beta must be in [0, 1), got {self.ema_beta!r}")
         if self.dataset == "synthfaces" and self.synth_n_train < self.batch_size:
             raise ValueError(f"I2ILRConfig.synth_n_train must be >= batch_size ({self.batch_size}) for synthfaces")
+
+    @property
+    def choices(self) -> Recipe:
+        """The recipe with this config's own overrides applied: what the task and the networks follow."""
+        own = {k: getattr(self, k) for k in ("lr_diff", "adv_on_cycle", "r1_gamma") if getattr(self, k) is not None}
+        return dataclasses.replace(RECIPES[self.recipe], **own) if own else RECIPES[self.recipe]
 
     @property
     def d_base_channels(self) -> int:
@@ -114,15 +183,17 @@ def _synth(cfg: I2ILRConfig, suffix: str) -> I2ILRConfig:
     variant, domains = ("faces", None) if cfg.dataset == "celeba_hq" else ("animals", cfg.domains)
     common = dict(preset=f"{cfg.preset}_{suffix}", dataset="synthfaces", synth_variant=variant, domains=domains)
     if suffix == "smoke":
-        # CPU minutes: a quarter of the HR size (128 -> 32, 256 -> 64), tiny widths (0.2 s/step at 32 px, 0.4 s
-        # at 64 px on 2 cores). The LR ablation needs LR 32 < HR, so it runs at 64 px with fewer steps. The EMA
-        # is shortened (0.95, a ~20-step horizon): with the paper's 0.999 a 150-step G_ema would still be mostly
-        # its initial weights.
+        # CI minutes (the whole smoke batch runs in CI): a quarter of the HR size (128 -> 32, 256 -> 64), tiny
+        # widths (0.2 s/step at 32 px, 0.4 s at 64 px on 2 cores), 80 steps (60 for the four 64 px LR-ablation
+        # models: the LR ablation needs LR 32 < HR); plumbing, not results (the `cpu` profile is for results).
+        # 128 train images: the real set of every Fréchet distance is the train split, and its EfficientNet
+        # features (~0.05 s per image) were the batch's largest evaluation cost. The EMA is shortened (0.95, a
+        # ~20-step horizon): with the paper's 0.999 an 80-step G_ema would still be mostly its initial weights.
         lr_ablation = cfg.preset.startswith("lr")
         return dataclasses.replace(cfg, **common, hr_size=64 if lr_ablation else cfg.hr_size // 4, g_base=8,
-                                   g_max=32, d_base=8, d_max=32, synth_n_train=256, synth_n_val=64,
-                                   steps=100 if lr_ablation else 150, ema_beta=0.95, checkpoint_every=50,
-                                   sample_every=50)
+                                   g_max=32, d_base=8, d_max=32, synth_n_train=128, synth_n_val=64,
+                                   steps=60 if lr_ablation else 80, ema_beta=0.95, checkpoint_every=40,
+                                   sample_every=40)
     return dataclasses.replace(cfg, **common, synth_n_train=5000, synth_n_val=500,
                                steps=6000 if cfg.hr_size <= 128 else 3000, checkpoint_every=1000,
                                sample_every=1000)
@@ -139,6 +210,6 @@ def get_preset(name: str) -> I2ILRConfig:
     return lookup(PRESETS, name, "I2I-LR")
 
 
-def preset_for_profile(name: str, profile: str, steps: int = 0) -> I2ILRConfig:
+def preset_for_profile(name: str, profile: str, steps: int = 0, batch_size: int = 0) -> I2ILRConfig:
     """The preset a notebook runs for paper preset ``name`` under a run profile (``lrkit.train.presets``)."""
-    return profile_preset(PRESETS, name, profile, steps, "I2I-LR")
+    return profile_preset(PRESETS, name, profile, steps, "I2I-LR", batch_size)

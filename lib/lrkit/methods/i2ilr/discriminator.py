@@ -18,7 +18,8 @@ Choices and differences from the public code (facts from Medabid1/I2I-LR ``netwo
 
 * The public code puts a non-downsampling ResBlk right after the concat and then log2(LR) - 3 downsampling ones, so
   at LR = 8 its 4x4 conv sees an 8x8 map and returns a 5x5 logit map. Here the features are brought to 4x4 as in
-  StarGAN v2 (log2(HR) - 2 downsampling blocks in all), so D returns one logit per image.
+  StarGAN v2 (log2(HR) - 2 downsampling blocks in all), so D returns one logit per image; ``patch=True`` (part of
+  ``recipe="public_code"``) builds the public code's layout and returns the logit map.
 * Spectral norm on every conv (StarGAN v2 has none; the I2I-LR paper and code use it); Kaiming-normal init before SN.
 * ``diff=None`` means the all-zero map of eq. 6 (a real image with its own LR target).
 """
@@ -35,26 +36,29 @@ from lrkit.methods.i2ilr.layers import check_sizes, check_widths, sn_conv2d
 
 
 class DiscResBlk(nn.Module):
-    """Downsampling residual block without normalisation: [B, cin, H, W] -> [B, cout, H/2, W/2]."""
+    """Residual block without normalisation: [B, cin, H, W] -> [B, cout, H/2, W/2] (or H x W when not
+    ``downsample``: the public code's block right after the concat)."""
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, downsample: bool = True) -> None:
         super().__init__()
+        self.downsample = downsample
         self.conv1 = sn_conv2d(in_channels, out_channels, 3)
         self.conv2 = sn_conv2d(out_channels, out_channels, 3)
         self.shortcut = sn_conv2d(in_channels, out_channels, 1, bias=False) if in_channels != out_channels else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pool = (lambda t: F.avg_pool2d(t, 2)) if self.downsample else (lambda t: t)
         h = self.conv1(F.leaky_relu(x, 0.2))
-        h = self.conv2(F.leaky_relu(F.avg_pool2d(h, 2), 0.2))
+        h = self.conv2(F.leaky_relu(pool(h), 0.2))
         s = self.shortcut(x) if self.shortcut is not None else x
-        return (F.avg_pool2d(s, 2) + h) / math.sqrt(2.0)
+        return (pool(s) + h) / math.sqrt(2.0)
 
 
 class I2ILRDiscriminator(nn.Module):
-    """D(x [B, 3, HR, HR], diff [B, 3, LR, LR] or None) -> logits [B]."""
+    """D(x [B, 3, HR, HR], diff [B, 3, LR, LR] or None) -> logits [B] (``patch``: a logit map [B, P, P])."""
 
     def __init__(self, hr_size: int, lr_size: int, base_channels: int | None = None,
-                 max_channels: int = 512) -> None:
+                 max_channels: int = 512, patch: bool = False) -> None:
         super().__init__()
         n = check_sizes(hr_size, lr_size)
         if base_channels is None:
@@ -64,6 +68,7 @@ class I2ILRDiscriminator(nn.Module):
         self.lr_size = lr_size
         self.base_channels = base_channels
         self.max_channels = max_channels
+        self.patch = patch
 
         self.from_rgb = sn_conv2d(3, base_channels, 3)
         blocks, c = [], base_channels
@@ -74,7 +79,15 @@ class I2ILRDiscriminator(nn.Module):
 
         # After the concat the first block takes c + 3 channels; its width follows the doubling of c alone.
         blocks, c_in = [], c + 3
-        for _ in range((lr_size // 4).bit_length() - 1):
+        if patch:
+            # The public code: one block at LR, then log2(LR) - 3 halvings, so the 4x4 valid conv leaves a
+            # (LR / 2**k - 3)-pixel map: 5 x 5 at LR 8 and above, 1 x 1 at LR 4.
+            blocks.append(DiscResBlk(c_in, c, downsample=False))
+            c_in = c
+            n_down = max(0, (lr_size // 8).bit_length() - 1)
+        else:
+            n_down = (lr_size // 4).bit_length() - 1
+        for _ in range(n_down):
             c = min(2 * c, max_channels)
             blocks.append(DiscResBlk(c_in, c))
             c_in = c
@@ -85,7 +98,7 @@ class I2ILRDiscriminator(nn.Module):
     def config_dict(self) -> dict[str, int]:
         """Constructor arguments (base_channels resolved); ``I2ILRDiscriminator(**d.config_dict())`` rebuilds it."""
         return {"hr_size": self.hr_size, "lr_size": self.lr_size, "base_channels": self.base_channels,
-                "max_channels": self.max_channels}
+                "max_channels": self.max_channels, "patch": self.patch}
 
     def forward(self, x: torch.Tensor, diff: torch.Tensor | None = None) -> torch.Tensor:
         built = f"discriminator built for HR {self.hr_size} / LR {self.lr_size}"
@@ -104,4 +117,5 @@ class I2ILRDiscriminator(nn.Module):
                              f"{tuple(getattr(diff, 'shape', ())) or type(diff).__name__}")
         h = self.to_lr(self.from_rgb(x))
         h = self.to_4x4(torch.cat((h, diff.to(h.dtype)), dim=1))
-        return self.head(h).view(x.shape[0])
+        out = self.head(h)  # [B, 1, P, P]
+        return out[:, 0] if self.patch else out.view(x.shape[0])

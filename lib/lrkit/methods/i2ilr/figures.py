@@ -48,8 +48,9 @@ def get_figure(name: str) -> FigureSpec:
         raise ValueError(f"unknown I2I-LR figure {name!r}; known: {', '.join(FIGURES)}") from None
 
 
-def _model(ctx, preset: str, *, steps: int, data_root, device: str, checkpoints: dict | None, progress: bool):
-    cfg = preset_for_profile(preset, ctx.profile.name, steps)
+def _model(ctx, preset: str, *, steps: int, batch_size: int, data_root, device: str, checkpoints: dict | None,
+           progress: bool):
+    cfg = preset_for_profile(preset, ctx.profile.name, steps, batch_size)
     ckpt = (checkpoints or {}).get(preset) or ensure_trained(cfg, Path(ctx.run_dir).parent, data_root=data_root,
                                                              device=device, progress=progress)
     ctx.record("model", preset=cfg.preset, checkpoint=str(ckpt))
@@ -64,11 +65,11 @@ def _val_images(ctx, cfg, n: int, data_root):
 
 
 def figure_grid(ctx, preset: str, *, n_sources: int = 5, n_targets: int = 4, data_root=None, device: str = "cpu",
-                checkpoints: dict | None = None, steps: int = 0, progress: bool = True):
+                checkpoints: dict | None = None, steps: int = 0, batch_size: int = 0, progress: bool = True):
     """The Fig. 5 layout for I2I-LR paper preset ``preset`` under the run's profile (the first ``n_sources`` val
     images as sources, the next ``n_targets`` as targets). Returns ``(figure, info)``."""
-    cfg, model = _model(ctx, preset, steps=steps, data_root=data_root, device=device, checkpoints=checkpoints,
-                        progress=progress)
+    cfg, model = _model(ctx, preset, steps=steps, batch_size=batch_size, data_root=data_root, device=device,
+                        checkpoints=checkpoints, progress=progress)
     imgs, _, label = _val_images(ctx, cfg, n_sources + n_targets, data_root)
     grid = sample_panel(model.G, imgs[:n_sources], imgs[n_sources:], cfg.lr_size)
     title = (f"I2I-LR {cfg.preset} ({model.label}): sources across the top, {cfg.lr_size}x{cfg.lr_size} LR targets "
@@ -78,7 +79,8 @@ def figure_grid(ctx, preset: str, *, n_sources: int = 5, n_targets: int = 4, dat
 
 def figure_vs_stargan(ctx, preset: str, stargan_preset: str, *, n_sources: int = 3, n_targets: int = 5,
                       data_root=None, device: str = "cpu", checkpoints: dict | None = None,
-                      stargan_checkpoints: dict | None = None, steps: int = 0, progress: bool = True):
+                      stargan_checkpoints: dict | None = None, steps: int = 0, batch_size: int = 0,
+                      progress: bool = True):
     """The Fig. 6 layout: LR targets on top, their HR images (StarGAN v2's references) at the bottom, and for each
     source a row of I2I-LR outputs then a row of StarGAN v2 outputs. Where StarGAN v2 cannot be had (its weights,
     e.g. the FAN's wing.ckpt, are missing) its rows stay blank (white) and the title says why. Returns
@@ -89,12 +91,13 @@ def figure_vs_stargan(ctx, preset: str, stargan_preset: str, *, n_sources: int =
     from lrkit.methods.stargan2.baseline import load_baseline
     from lrkit.methods.stargan2.inference import translate_ref
 
-    cfg, model = _model(ctx, preset, steps=steps, data_root=data_root, device=device, checkpoints=checkpoints,
-                        progress=progress)
+    cfg, model = _model(ctx, preset, steps=steps, batch_size=batch_size, data_root=data_root, device=device,
+                        checkpoints=checkpoints, progress=progress)
     try:
         nets, s_ckpt, source = load_baseline(stargan_preset, cfg.hr_size, profile=ctx.profile.name,
                                              runs_root=Path(ctx.run_dir).parent, checkpoints=stargan_checkpoints,
-                                             data_root=data_root, device=device, progress=progress)
+                                             data_root=data_root, device=device, progress=progress, steps=steps,
+                                             batch_size=batch_size)
         ctx.record("model", preset=stargan_preset, checkpoint=str(s_ckpt), source=source)
     except W.WeightsUnavailable as exc:
         nets, source = None, f"unavailable: {str(exc).splitlines()[0][:200]}"
@@ -115,8 +118,8 @@ def figure_vs_stargan(ctx, preset: str, stargan_preset: str, *, n_sources: int =
 
 
 def make_figure(ctx, name: str, *, data_root=None, device: str = "cpu", n_sources: int = 0, n_targets: int = 0,
-                steps: int = 0, checkpoints: dict | None = None, stargan_checkpoints: dict | None = None,
-                progress: bool = True) -> list:
+                steps: int = 0, batch_size: int = 0, checkpoints: dict | None = None,
+                stargan_checkpoints: dict | None = None, progress: bool = True) -> list:
     """Draw and save every panel of figure spec ``name`` (sizes: the spec's unless given); returns the figures."""
     spec = get_figure(name)
     n_s, n_t = n_sources or spec.n_sources, n_targets or spec.n_targets
@@ -125,29 +128,31 @@ def make_figure(ctx, name: str, *, data_root=None, device: str = "cpu", n_source
         if spec.kind == "versus":
             fig, info = figure_vs_stargan(ctx, preset, spec.stargan_preset, n_sources=n_s, n_targets=n_t,
                                           data_root=data_root, device=device, checkpoints=checkpoints,
-                                          stargan_checkpoints=stargan_checkpoints, steps=steps, progress=progress)
+                                          stargan_checkpoints=stargan_checkpoints, steps=steps,
+                                          batch_size=batch_size, progress=progress)
         else:
             fig, info = figure_grid(ctx, preset, n_sources=n_s, n_targets=n_t, data_root=data_root, device=device,
-                                    checkpoints=checkpoints, steps=steps, progress=progress)
+                                    checkpoints=checkpoints, steps=steps, batch_size=batch_size,
+                                    progress=progress)
         title = spec.title if len(spec.panels) == 1 else f"{spec.title} ({artifact.rsplit('_', 1)[-1]})"
         ctx.save_figure(fig, artifact, title=title, dataset=info["dataset"], weights=info["weights"], device=device)
         figs.append(fig)
     return figs
 
 
-def training_report(ctx, preset: str, *, steps: int = 0, data_root=None, device: str = "cpu",
-                    progress: bool = True):
+def training_report(ctx, preset: str, *, steps: int = 0, batch_size: int = 0, data_root=None,
+                    device: str = "cpu", progress: bool = True):
     """Train (or reuse/resume) paper preset ``preset`` under the run's profile, then save its loss curves and a
     Fig. 5-layout sample grid of G_ema. Returns ``(config, checkpoint path)``."""
     from lrkit import viz
 
-    cfg = preset_for_profile(preset, ctx.profile.name, steps)
+    cfg = preset_for_profile(preset, ctx.profile.name, steps, batch_size)
     ckpt = ensure_trained(cfg, Path(ctx.run_dir).parent, data_root=data_root, device=device, progress=progress)
     fig = viz.loss_curves(ckpt.parent.parent / "losses.jsonl", title=f"I2I-LR {cfg.preset} training losses")
     ctx.save_figure(fig, f"i2ilr_train_{cfg.preset}_losses", title=f"I2I-LR {cfg.preset}: training losses",
                     dataset=cfg.dataset, weights=str(ckpt), device=device)
     fig, info = figure_grid(ctx, preset, data_root=data_root, device=device, checkpoints={preset: str(ckpt)},
-                            steps=steps, progress=progress)
+                            steps=steps, batch_size=batch_size, progress=progress)
     ctx.save_figure(fig, f"i2ilr_train_{cfg.preset}_samples", title=f"I2I-LR {cfg.preset}: samples",
                     dataset=info["dataset"], weights=info["weights"], device=device)
     return cfg, ckpt

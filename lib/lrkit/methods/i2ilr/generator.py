@@ -29,7 +29,8 @@ Choices and differences from the public code (facts from Medabid1/I2I-LR):
 
 * No tanh on the output: the public generator ends with the 1x1 conv; outputs are not clamped.
 * Upsampling is nearest (StarGAN v2's choice, as the task asks); the public code uses bilinear with
-  ``align_corners=True`` (``nn.UpsamplingBilinear2d``) in the decoder blocks and the LR-image resizing.
+  ``align_corners=True`` (``nn.UpsamplingBilinear2d``) in the decoder blocks and the LR-image resizing
+  (``upsample="bilinear"``, part of ``recipe="public_code"``, with ``spadain_sn=False`` and ``pono_unbiased``).
 * The encoder's first block goes b -> 2b, later blocks double up to M; the public code hard-codes 64 -> 128 and
   sizes the non-downsampling block from the *next* doubling, which breaks when log2(HR / LR) < 3 and the cap is not
   reached; here that block always keeps the channels it receives.
@@ -46,7 +47,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lrkit.methods.i2ilr.layers import DynamicMomentShortcut, SPAdaIN, check_sizes, check_widths, pono, sn_conv2d
+from lrkit.methods.i2ilr.layers import (
+    DynamicMomentShortcut, SPAdaIN, check_sizes, check_widths, pono, sn_conv2d, upsample2x,
+)
+
+UPSAMPLE_MODES = ("nearest", "bilinear")
 
 # (mean, std) maps [B, 1, H, W] produced by one PONO.
 Moments = tuple[torch.Tensor, torch.Tensor]
@@ -55,9 +60,10 @@ Moments = tuple[torch.Tensor, torch.Tensor]
 class PonoResBlk(nn.Module):
     """Encoder block; forward(x [B, cin, H, W]) -> (y [B, cout, H', W'], (moments at H x W, moments at H' x W'))."""
 
-    def __init__(self, in_channels: int, out_channels: int, downsample: bool) -> None:
+    def __init__(self, in_channels: int, out_channels: int, downsample: bool, pono_unbiased: bool = False) -> None:
         super().__init__()
         self.downsample = downsample
+        self.pono_unbiased = pono_unbiased
         self.norm1 = nn.InstanceNorm2d(in_channels, affine=True)
         self.conv1 = sn_conv2d(in_channels, out_channels, 3)
         self.norm2 = nn.InstanceNorm2d(out_channels, affine=True)
@@ -66,11 +72,11 @@ class PonoResBlk(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[Moments, Moments]]:
         h = self.conv1(F.leaky_relu(self.norm1(x), 0.2))
-        h, mean_in, std_in = pono(h)
+        h, mean_in, std_in = pono(h, unbiased=self.pono_unbiased)
         if self.downsample:
             h = F.avg_pool2d(h, 2)
         h = self.conv2(F.leaky_relu(self.norm2(h), 0.2))
-        h, mean_out, std_out = pono(h)
+        h, mean_out, std_out = pono(h, unbiased=self.pono_unbiased)
         s = self.shortcut(x) if self.shortcut is not None else x
         if self.downsample:
             s = F.avg_pool2d(s, 2)
@@ -81,13 +87,15 @@ class PonoResBlk(nn.Module):
 class SPAdaINResBlk(nn.Module):
     """Decoder block; forward(x [B, cin, H, W], lr [B, 3, h, w], moments at H x W, moments at H' x W') -> y."""
 
-    def __init__(self, in_channels: int, out_channels: int, upsample: bool) -> None:
+    def __init__(self, in_channels: int, out_channels: int, upsample: bool, mode: str = "nearest",
+                 spadain_sn: bool = True) -> None:
         super().__init__()
         self.upsample = upsample
-        self.norm1 = SPAdaIN(in_channels)
+        self.mode = mode  # "nearest" or "bilinear" (align_corners=True), see I2ILRGenerator
+        self.norm1 = SPAdaIN(in_channels, spectral=spadain_sn, resize=mode)
         self.conv1 = sn_conv2d(in_channels, out_channels, 3)
         self.moments1 = DynamicMomentShortcut()
-        self.norm2 = SPAdaIN(out_channels)
+        self.norm2 = SPAdaIN(out_channels, spectral=spadain_sn, resize=mode)
         self.conv2 = sn_conv2d(out_channels, out_channels, 3)
         self.moments2 = DynamicMomentShortcut()
         self.shortcut = sn_conv2d(in_channels, out_channels, 1, bias=False) if in_channels != out_channels else None
@@ -96,49 +104,55 @@ class SPAdaINResBlk(nn.Module):
         h = self.conv1(F.leaky_relu(self.norm1(x, lr), 0.2))
         h = self.moments1(h, *moments_in)
         if self.upsample:
-            h = F.interpolate(h, scale_factor=2.0, mode="nearest")
+            h = upsample2x(h, self.mode)
         h = self.conv2(F.leaky_relu(self.norm2(h, lr), 0.2))
         h = self.moments2(h, *moments_out)
         s = self.shortcut(x) if self.shortcut is not None else x
         if self.upsample:
-            s = F.interpolate(s, scale_factor=2.0, mode="nearest")
+            s = upsample2x(s, self.mode)
         return (s + h) / math.sqrt(2.0)
 
 
 class I2ILRGenerator(nn.Module):
     """G(source_hr [B, 3, HR, HR], target_lr [B, 3, LR, LR]) -> [B, 3, HR, HR]; inputs in [-1, 1], output unbounded."""
 
-    def __init__(self, hr_size: int, lr_size: int, base_channels: int = 64, max_channels: int = 512) -> None:
+    def __init__(self, hr_size: int, lr_size: int, base_channels: int = 64, max_channels: int = 512,
+                 upsample: str = "nearest", spadain_sn: bool = True, pono_unbiased: bool = False) -> None:
         super().__init__()
         n = check_sizes(hr_size, lr_size)
         check_widths(base_channels, max_channels)
+        if upsample not in UPSAMPLE_MODES:
+            raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {upsample!r}")
         self.hr_size = hr_size
         self.lr_size = lr_size
         self.base_channels = base_channels
         self.max_channels = max_channels
+        # The public code's choices (recipe "public_code"): bilinear upsampling, plain SPAdaIN convs, unbiased PONO.
+        self.upsample, self.spadain_sn, self.pono_unbiased = upsample, spadain_sn, pono_unbiased
 
         self.from_rgb = sn_conv2d(3, base_channels, 3)
         encoder, c = [], base_channels
         for _ in range(n):
             c_out = min(2 * c, max_channels)
-            encoder.append(PonoResBlk(c, c_out, downsample=True))
+            encoder.append(PonoResBlk(c, c_out, downsample=True, pono_unbiased=pono_unbiased))
             c = c_out
-        encoder.append(PonoResBlk(c, c, downsample=False))
+        encoder.append(PonoResBlk(c, c, downsample=False, pono_unbiased=pono_unbiased))
         self.encoder = nn.ModuleList(encoder)
 
-        decoder = [SPAdaINResBlk(c, c, upsample=False)]
+        decoder = [SPAdaINResBlk(c, c, upsample=False, mode=upsample, spadain_sn=spadain_sn)]
         for _ in range(n):
             c_out = max(c // 2, base_channels)
-            decoder.append(SPAdaINResBlk(c, c_out, upsample=True))
+            decoder.append(SPAdaINResBlk(c, c_out, upsample=True, mode=upsample, spadain_sn=spadain_sn))
             c = c_out
         self.decoder = nn.ModuleList(decoder)
 
         self.to_rgb = nn.Sequential(nn.InstanceNorm2d(c, affine=True), nn.LeakyReLU(0.2), sn_conv2d(c, 3, 1))
 
-    def config_dict(self) -> dict[str, int]:
+    def config_dict(self) -> dict:
         """Constructor arguments; ``I2ILRGenerator(**g.config_dict())`` builds the same architecture."""
         return {"hr_size": self.hr_size, "lr_size": self.lr_size, "base_channels": self.base_channels,
-                "max_channels": self.max_channels}
+                "max_channels": self.max_channels, "upsample": self.upsample, "spadain_sn": self.spadain_sn,
+                "pono_unbiased": self.pono_unbiased}
 
     def _check_inputs(self, source_hr: torch.Tensor, target_lr: torch.Tensor) -> None:
         built = f"generator built for HR {self.hr_size} / LR {self.lr_size}"

@@ -23,7 +23,8 @@ What is here and the choices behind it (facts about the public code are from Med
   image, bilinearly resized to the feature size (``align_corners=False``), applied as ``x_norm * gamma + beta``
   (the public code's form, *not* ``x_norm * (1 + gamma) + beta``). Differences from the public code: its two 1x1
   convs have no SN (the paper says SN everywhere, so we add it), and it upsamples with
-  ``UpsamplingBilinear2d`` (``align_corners=True``) by chained factors of two.
+  ``UpsamplingBilinear2d`` (``align_corners=True``) by chained factors of two; ``spectral=False`` and
+  ``resize="bilinear"`` build that (``recipe="public_code"``).
 * :func:`straight_through_round` and :func:`lr_difference`: the difference map of eq. 5 fed to the discriminator.
 """
 
@@ -52,17 +53,24 @@ def sn(module: nn.Module) -> nn.Module:
     return nn.utils.parametrizations.spectral_norm(module)
 
 
-def sn_conv2d(in_channels: int, out_channels: int, kernel_size: int, padding: int | None = None,
-              bias: bool = True) -> nn.Conv2d:
-    """Kaiming-normal initialised (fan_in, a=0, zero bias) Conv2d with spectral norm; 'same' padding by default."""
+def kaiming_conv2d(in_channels: int, out_channels: int, kernel_size: int, padding: int | None = None,
+                   bias: bool = True) -> nn.Conv2d:
+    """Kaiming-normal initialised (fan_in, a=0, zero bias) Conv2d without spectral norm; 'same' padding by
+    default (the public code's plain convs, e.g. SPAdaIN's under ``recipe="public_code"``)."""
     if padding is None:
         padding = kernel_size // 2
     conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, bias=bias)
-    # Init before sn(): see the module docstring (power iterations at attach time see this weight).
     nn.init.kaiming_normal_(conv.weight, a=0.0, mode="fan_in")
     if conv.bias is not None:
         nn.init.zeros_(conv.bias)
-    return sn(conv)
+    return conv
+
+
+def sn_conv2d(in_channels: int, out_channels: int, kernel_size: int, padding: int | None = None,
+              bias: bool = True) -> nn.Conv2d:
+    """Kaiming-normal initialised (fan_in, a=0, zero bias) Conv2d with spectral norm; 'same' padding by default."""
+    # Init before sn(): see the module docstring (power iterations at attach time see this weight).
+    return sn(kaiming_conv2d(in_channels, out_channels, kernel_size, padding, bias))
 
 
 def _check_4d(x: torch.Tensor, name: str) -> None:
@@ -74,15 +82,16 @@ def _check_4d(x: torch.Tensor, name: str) -> None:
         raise TypeError(f"{name} must be a floating-point tensor (images in [-1, 1]), got {x.dtype}")
 
 
-def pono(x: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def pono(x: torch.Tensor, eps: float = 1e-5, unbiased: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Positional normalisation across channels at each pixel.
 
     x: [B, C, H, W] -> (x_norm [B, C, H, W], mean [B, 1, H, W], std [B, 1, H, W]), with
-    ``std = sqrt(biased_var + eps)`` (biased = divide by C; see the module docstring for the public code's choice).
+    ``std = sqrt(var + eps)``; ``var`` biased (divide by C) by default, unbiased (C - 1, the public code's) on
+    request (see the module docstring).
     """
     _check_4d(x, "pono input")
     mean = x.mean(dim=1, keepdim=True)
-    std = (x.var(dim=1, keepdim=True, correction=0) + eps).sqrt()
+    std = (x.var(dim=1, keepdim=True, correction=1 if unbiased else 0) + eps).sqrt()
     return (x - mean) / std, mean, std
 
 
@@ -107,23 +116,38 @@ class DynamicMomentShortcut(nn.Module):
         return x * gamma + beta
 
 
+def upsample2x(x: torch.Tensor, mode: str) -> torch.Tensor:
+    """x [B, C, H, W] -> [B, C, 2H, 2W]: "nearest", or "bilinear" with align_corners=True (the public code's
+    ``nn.UpsamplingBilinear2d``)."""
+    if mode == "nearest":
+        return F.interpolate(x, scale_factor=2.0, mode="nearest")
+    return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=True)
+
+
 class SPAdaIN(nn.Module):
     """Spatially adaptive instance norm conditioned on the LR image: ``IN(x) * gamma(lr) + beta(lr)``.
 
-    x: [B, channels, H, W]; lr: [B, lr_channels, h, w], bilinearly resized to H x W (align_corners=False);
-    gamma, beta: [B, channels, H, W] from SN 1x1 convs.
+    x: [B, channels, H, W]; lr: [B, lr_channels, h, w], resized to H x W (``resize="nearest"``, the default
+    recipe's: one bilinear resize with align_corners=False; ``"bilinear"``: the public code's chained x2 bilinear
+    with align_corners=True); gamma, beta: [B, channels, H, W] from 1x1 convs (spectral-normed unless
+    ``spectral=False``).
     """
 
-    def __init__(self, channels: int, lr_channels: int = 3) -> None:
+    def __init__(self, channels: int, lr_channels: int = 3, spectral: bool = True, resize: str = "nearest") -> None:
         super().__init__()
+        conv = sn_conv2d if spectral else kaiming_conv2d
+        self.resize = resize
         self.norm = nn.InstanceNorm2d(channels, affine=False)
-        self.gamma_conv = sn_conv2d(lr_channels, channels, 1)
-        self.beta_conv = sn_conv2d(lr_channels, channels, 1)
+        self.gamma_conv = conv(lr_channels, channels, 1)
+        self.beta_conv = conv(lr_channels, channels, 1)
 
     def forward(self, x: torch.Tensor, lr: torch.Tensor) -> torch.Tensor:
         if lr.dim() != 4 or lr.shape[0] != x.shape[0] or lr.shape[1] != self.gamma_conv.in_channels:
             raise ValueError(f"SPAdaIN: LR image must be [{x.shape[0]}, {self.gamma_conv.in_channels}, h, w] for "
                              f"features {tuple(x.shape)}, got {tuple(lr.shape)}")
+        if self.resize == "bilinear":
+            while lr.shape[-1] < x.shape[-1]:  # HR / LR is a power of two (check_sizes)
+                lr = upsample2x(lr, "bilinear")
         if lr.shape[-2:] != x.shape[-2:]:
             lr = F.interpolate(lr, size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False)
         return self.norm(x) * self.gamma_conv(lr) + self.beta_conv(lr)

@@ -101,7 +101,8 @@ def _weights_summary(records: list[dict]) -> list[str]:
     return labels
 
 
-def _not_reproduction(cfg, profile: str, steps: int, n_targets: int, n_val: int, given: bool) -> list[str]:
+def _not_reproduction(cfg, profile: str, steps: int, batch_size: int, n_targets: int, n_val: int,
+                      given: bool) -> list[str]:
     """Why a setting's numbers are the kit's own measurement rather than a reproduction (empty: reproduced)."""
     why = []
     if cfg.dataset not in REAL_DATASETS:
@@ -110,20 +111,23 @@ def _not_reproduction(cfg, profile: str, steps: int, n_targets: int, n_val: int,
         why.append(f"profile {profile}")
     if steps and not given:
         why.append(f"{steps} training steps instead of the preset's")
+    if batch_size and not given:
+        why.append(f"batch {batch_size} instead of the preset's")
     if n_targets < n_val:
         why.append(f"{n_targets} of {n_val} val targets")
     return why
 
 
 def reproduce_table(ctx, name: str, *, data_root=None, device: str = "cpu", n_eval_targets: int = 0,
-                    steps: int = 0, checkpoints: dict[str, str] | None = None,
+                    steps: int = 0, batch_size: int = 0, checkpoints: dict[str, str] | None = None,
                     stargan_checkpoints: dict[str, str] | None = None, n_per_target: int = 10, probe_size: int = 0,
                     progress: bool = True):
     """Train/reuse one model per setting of table ``name``, evaluate it (and its StarGAN v2 row), save the table
     next to the paper's numbers under the run's profile, and return it.
 
     ``n_eval_targets``: LR targets per evaluation (0: the profile's ``eval_targets``; the paper profile's 0 means
-    every val image). ``steps`` > 0 trains every model that many steps instead of the preset's (a miniature).
+    every val image). ``steps`` > 0 trains every model that many steps instead of the preset's and ``batch_size``
+    > 0 with that batch (a miniature; the StarGAN v2 row too, where it is trained here).
     ``checkpoints`` / ``stargan_checkpoints``: paper preset -> checkpoint file to use instead of training
     (StarGAN v2: an official ``*_nets_ema.ckpt`` or an lrkit run's).
     """
@@ -139,7 +143,7 @@ def reproduce_table(ctx, name: str, *, data_root=None, device: str = "cpu", n_ev
     jsonl = ctx.run_dir / "metrics.jsonl"
     cells, datasets, weights, why_not, results = {}, [], [], {}, {}
     for suffix, paper_preset in spec.settings:
-        cfg = preset_for_profile(paper_preset, prof.name, steps)
+        cfg = preset_for_profile(paper_preset, prof.name, steps, batch_size)
         given = (checkpoints or {}).get(paper_preset)
         ckpt = given or ensure_trained(cfg, runs_root, data_root=data_root, device=device, progress=progress)
         ctx.record("model", preset=cfg.preset, checkpoint=str(ckpt))
@@ -156,7 +160,8 @@ def reproduce_table(ctx, name: str, *, data_root=None, device: str = "cpu", n_ev
                                          lr_size=cfg.lr_size, dataset=cfg.dataset, profile=prof.name,
                                          runs_root=runs_root, n_sources=n_targets, checkpoints=stargan_checkpoints,
                                          data_root=data_root, device=device, results_file=jsonl,
-                                         context={**where, "preset": s_preset}, probes=probes, progress=progress)
+                                         context={**where, "preset": s_preset}, probes=probes, progress=progress,
+                                         steps=steps, batch_size=batch_size)
             except W.WeightsUnavailable as exc:  # e.g. the FAN (wing.ckpt) the CelebA-HQ setting needs, offline
                 reason = str(exc).splitlines()[0]
                 res["records"]["Stargan-v2"] = [{"metric": m, "status": "unavailable", "values": {}, "reason": reason,
@@ -168,8 +173,8 @@ def reproduce_table(ctx, name: str, *, data_root=None, device: str = "cpu", n_ev
                 res["records"]["Stargan-v2"] = base["records"]
                 weights.append(f"Stargan-v2{suffix}: {base['label']} ({base['source']})")
         results[suffix] = res
-        why_not[suffix] = _not_reproduction(cfg, prof.name, steps, min(n_targets, len(res["val"])), len(res["val"]),
-                                            bool(given))
+        why_not[suffix] = _not_reproduction(cfg, prof.name, steps, batch_size, min(n_targets, len(res["val"])),
+                                            len(res["val"]), bool(given))
         datasets += [ctx.record_dataset(res["train"].name + "-train", res["train"].fingerprint, n=len(res["train"])),
                      ctx.record_dataset(res["val"].name + "-val", res["val"].fingerprint, n=len(res["val"]))]
         weights.append(f"Ours{suffix}: {res['model'].label}")

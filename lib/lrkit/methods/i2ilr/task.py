@@ -12,6 +12,11 @@ One iteration (``train_step``) on a batch of ``B`` HR images split in halves X (
    difference map is differentiable through the straight-through rounding) + ``lambda_cyc`` x cycle L1 (eq. 8,
    the sum of the two directions' mean absolute errors). Then the EMA of G.
 
+That is the paper's recipe (the default). ``recipe="public_code"`` (``config.RECIPES``) follows the public training
+script instead: the cycle outputs as fakes too, each pass its own adversarial term (G's and D's losses 4x the mean
+form), R1 gamma 10 on the real loss's gradient per half, a patch D kept in eval mode for G's step, continuous LR
+targets, and its network choices (bilinear upsampling, no SN in SPAdaIN, unbiased PONO).
+
 The passes of step 2 are made once and serve both steps (D sees them detached), which is the "four G passes per
 iteration" of the paper. Batches, flips and the EMA derive from the step (``lrkit.train.batches``), so resuming
 from a checkpoint continues exactly.
@@ -26,7 +31,7 @@ import torch
 
 from lrkit.data.ops import downscale, make_lr
 from lrkit.data.training_sets import ImageSet, open_images
-from lrkit.losses.gan import d_nonsaturating, g_nonsaturating, l1, r1_penalty
+from lrkit.losses.gan import d_nonsaturating, g_nonsaturating, l1, r1_penalty, r1_penalty_on_loss
 from lrkit.methods.i2ilr.discriminator import I2ILRDiscriminator
 from lrkit.methods.i2ilr.generator import I2ILRGenerator
 from lrkit.methods.i2ilr.layers import lr_difference
@@ -45,11 +50,14 @@ N_SAMPLE = 4  # sources and targets in the periodic sample grid
 
 
 def build_generator(cfg: I2ILRConfig) -> I2ILRGenerator:
-    return I2ILRGenerator(cfg.hr_size, cfg.lr_size, base_channels=cfg.g_base, max_channels=cfg.g_max)
+    ch = cfg.choices
+    return I2ILRGenerator(cfg.hr_size, cfg.lr_size, base_channels=cfg.g_base, max_channels=cfg.g_max,
+                          upsample=ch.upsample, spadain_sn=ch.spadain_sn, pono_unbiased=ch.pono_unbiased)
 
 
 def build_discriminator(cfg: I2ILRConfig) -> I2ILRDiscriminator:
-    return I2ILRDiscriminator(cfg.hr_size, cfg.lr_size, base_channels=cfg.d_base_channels, max_channels=cfg.d_max)
+    return I2ILRDiscriminator(cfg.hr_size, cfg.lr_size, base_channels=cfg.d_base_channels, max_channels=cfg.d_max,
+                              patch=cfg.choices.d_patch)
 
 
 def model_config(cfg: I2ILRConfig) -> dict:
@@ -108,11 +116,11 @@ class I2ILRTask:
         return contextlib.nullcontext()
 
     def train_step(self, step: int) -> dict[str, float]:
-        cfg = self.cfg
+        cfg, ch = self.cfg, self.cfg.choices
         batch = batch_for_step(self.train_set.pool, self.sampler, step, cfg.hflip).to(self.device)
         half = cfg.batch_size // 2
         X, Y = batch[:half], batch[half:]
-        x, y = make_lr(X, cfg.lr_size), make_lr(Y, cfg.lr_size)
+        x, y = (make_lr(h, cfg.lr_size, quantize_8bit=ch.quantize_lr) for h in (X, Y))
 
         self.G.train()
         self.D.train()
@@ -120,8 +128,11 @@ class I2ILRTask:
             x2y, y2x = self.G(X, y), self.G(Y, x)
             x_cyc, y_cyc = self.G(x2y, x), self.G(y2x, y)
         fakes, targets = [x2y, y2x], [y, x]
-        if cfg.adv_on_cycle:
+        if ch.adv_on_cycle:
             fakes, targets = fakes + [x_cyc, y_cyc], targets + [x, y]
+        # "sum" (public code): each G pass is its own adversarial term, paired with a real half in D's loss, so
+        # both losses are len(fakes) times the mean form (equal-sized passes and halves).
+        n_terms = len(fakes) if ch.adv_reduce == "sum" else 1
         fake = torch.cat(fakes).float()
         target = torch.cat(targets)
 
@@ -132,19 +143,26 @@ class I2ILRTask:
         fake_d = fake.detach()
         with self._autocast():
             real_logits = self.D(real, None)
-            fake_logits = self.D(fake_d, lr_difference(fake_d, target, cfg.lr_diff))
+            fake_logits = self.D(fake_d, lr_difference(fake_d, target, ch.lr_diff))
         loss_adv_d, logs_d = d_nonsaturating(real_logits.float(), fake_logits.float())
-        loss_r1, logs_r1 = r1_penalty(real_logits.float(), real, cfg.r1_gamma)
-        (loss_adv_d + loss_r1).backward()
+        if ch.r1_form == "loss":
+            loss_r1, logs_r1 = r1_penalty_on_loss(real_logits, real, ch.r1_gamma, groups=2, repeats=ch.r1_repeats)
+        else:
+            loss_r1, logs_r1 = r1_penalty(real_logits.float(), real, ch.r1_gamma)
+            loss_r1 = loss_r1 * ch.r1_repeats
+        (n_terms * loss_adv_d + loss_r1).backward()
         self.opt_d.step()
 
         # -- generator -------------------------------------------------------------------------------------------
         _set_requires_grad(self.D, False)  # G's loss must not leave gradients in D
+        if ch.d_eval_in_g_step:
+            self.D.eval()  # public code: no spectral-norm power iteration in G's step
         self.opt_g.zero_grad(set_to_none=True)
-        diff = lr_difference(fake, target, cfg.lr_diff)
+        diff = lr_difference(fake, target, ch.lr_diff)
         with self._autocast():
             logits = self.D(fake, diff)
         loss_adv_g, logs_g = g_nonsaturating(logits.float())
+        loss_adv_g = n_terms * loss_adv_g
         loss_cx, _ = l1(x_cyc.float(), X)
         loss_cy, _ = l1(y_cyc.float(), Y)
         loss_cyc = loss_cx + loss_cy

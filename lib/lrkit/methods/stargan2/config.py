@@ -142,14 +142,15 @@ def _synth(cfg: Stargan2Config, suffix: str) -> Stargan2Config:
     if suffix == "smoke":
         # CPU minutes: a quarter of the size (256 -> 64, 128 -> 32) and tiny widths (full-resolution width 16, cap
         # 32; the official 2**14 // img_size would be 256-512 channels at these sizes, as costly as at 256 px).
-        # Measured on 2 cores (torch 2.14 CPU): 0.31 s/step at 32 px, 0.8 s/step at 64 px, i.e. 150 steps in about
-        # 1 / 2 minutes; 100 steps keep the CI batch shorter (these models are plumbing at any CPU step count). The
-        # EMA is shortened to 0.95 (a ~20-step horizon): with 0.999 a 100-step G_ema would still be mostly its
-        # initial weights. ds_iter = steps: the diversity weight reaches 0 at the end, as in the paper's run.
-        steps = 100
+        # Measured on 2 cores (torch 2.14 CPU): 0.31 s/step at 32 px, 0.8 s/step at 64 px; 60 steps keep the CI
+        # batch short (these models are plumbing at any CPU step count), 128 train images as the I2I-LR smoke
+        # presets (the same real sets). The EMA is shortened to 0.95 (a ~20-step horizon): with 0.999 a 60-step
+        # G_ema would still be mostly its initial weights. ds_iter = steps: the diversity weight reaches 0 at the
+        # end, as in the paper's run.
+        steps = 60
         return dataclasses.replace(cfg, **common, img_size=cfg.img_size // 4, max_conv_dim=32, base_dim=16,
-                                   synth_n_train=256, synth_n_val=64, steps=steps, ds_iter=steps, ema_beta=0.95,
-                                   checkpoint_every=50, sample_every=50)
+                                   synth_n_train=128, synth_n_val=64, steps=steps, ds_iter=steps, ema_beta=0.95,
+                                   checkpoint_every=30, sample_every=30)
     steps = 6000 if cfg.img_size <= 128 else 3000
     return dataclasses.replace(cfg, **common, synth_n_train=5000, synth_n_val=500, steps=steps, ds_iter=steps,
                                checkpoint_every=1000, sample_every=1000)
@@ -166,6 +167,6 @@ def get_preset(name: str) -> Stargan2Config:
     return lookup(PRESETS, name, "StarGAN v2")
 
 
-def preset_for_profile(name: str, profile: str, steps: int = 0) -> Stargan2Config:
+def preset_for_profile(name: str, profile: str, steps: int = 0, batch_size: int = 0) -> Stargan2Config:
     """The preset a notebook runs for paper preset ``name`` under a run profile (``lrkit.train.presets``)."""
-    return profile_preset(PRESETS, name, profile, steps, "StarGAN v2")
+    return profile_preset(PRESETS, name, profile, steps, "StarGAN v2", batch_size)
