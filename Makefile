@@ -19,14 +19,16 @@ install: $(STAMP)
 reproduce: $(STAMP)
 	$(VENV)/bin/lrkit reproduce --profile $(PROFILE)
 
-# The CPU test suite CI runs (slow/GPU/online ones are marked and skipped unless asked for; test-all adds the
-# whole smoke batch and the paper-profile miniature through the real `lrkit reproduce` path).
+# The CPU test suite CI runs, the whole smoke batch and the paper-profile miniature through the real
+# `lrkit reproduce` path included (GPU/online/slow tests are marked and skipped unless asked for). Two pytest
+# workers, one test file each at a time: most unit tests use one thread, the two batch tests both cores.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest -m "not slow and not gpu and not online" -q
+	$(PY) -m pytest -m "not slow and not gpu and not online" -q -n $(TEST_WORKERS) --dist loadfile
 
 # Everything that can run on this machine, slow tests included.
 test-all: $(STAMP)
-	$(PY) -m pytest -m "not gpu and not online" -q
+	$(PY) -m pytest -m "not gpu and not online" -q -n $(TEST_WORKERS) --dist loadfile
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/

@@ -108,3 +108,22 @@ class _MetaTask:
 def test_training_loop_leaves_flushing_alone_without_cpu_parameters(tmp_path):
     train(_MetaTask(), tmp_path / "run", LoopConfig(steps=0, checkpoint_every=1, sample_every=0), progress=False)
     assert not flushes_denormals()
+
+
+def test_torchs_libgomp_is_found_through_a_symlinked_venv(tmp_path, monkeypatch):
+    """scikit-learn loads a second libgomp; torch's must still be the one driven, also when torch's path goes
+    through a symlink (/proc/self/maps holds resolved paths). Seen: a symlinked venv picked sklearn's at random."""
+    import os
+
+    pytest.importorskip("sklearn")
+    import sklearn.utils  # noqa: F401 - loads scikit_learn.libs/libgomp-*.so
+
+    if cpu._libgomp() is None:
+        pytest.skip("torch's OpenMP runtime here is not libgomp")
+    real_pkg = os.path.dirname(torch.__file__)
+    link = tmp_path / "venv_link"
+    link.symlink_to(os.path.dirname(real_pkg))
+    monkeypatch.setattr(torch, "__file__", str(link / "torch" / "__init__.py"))
+    for _ in range(5):
+        lib = cpu._libgomp()
+        assert lib is not None and os.path.realpath(lib._name).startswith(os.path.realpath(real_pkg)), lib._name

@@ -59,8 +59,10 @@ def _libgomp() -> ctypes.CDLL | None:
             paths = {line.split()[-1] for line in fh if "libgomp" in line and "/" in line}
     except OSError:
         return None
-    torch_lib = os.path.join(os.path.dirname(torch.__file__), "lib")
-    for path in sorted(paths, key=lambda p: not p.startswith(torch_lib)):  # torch's own copy first
+    # /proc/self/maps holds resolved paths: resolve torch's too (a venv reached through a symlink), else another
+    # loaded libgomp (e.g. the system one, pulled in by another extension) could be taken for torch's.
+    torch_lib = os.path.realpath(os.path.join(os.path.dirname(torch.__file__), "lib"))
+    for path in sorted(paths, key=lambda p: (not p.startswith(torch_lib), p)):  # torch's own copy first
         try:
             lib = ctypes.CDLL(path)
             if hasattr(lib, "GOMP_parallel"):

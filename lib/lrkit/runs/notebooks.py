@@ -31,6 +31,8 @@ NOTEBOOKS: tuple[NotebookSpec, ...] = (
     NotebookSpec("fig5_grid", "I2I-LR Fig. 5: sources x LR targets", ALL, ("celeba_hq",)),
     NotebookSpec("fig6_vs_stargan", "I2I-LR Fig. 6: I2I-LR vs reference-guided StarGAN v2", ALL, ("celeba_hq",)),
     NotebookSpec("fig8_afhq", "I2I-LR Fig. 8: AFHQ per domain", ALL, ("afhq",)),
+    NotebookSpec("i2ilr_training_study", "I2I-LR training study: what makes a small-scale G use its source",
+                 ("smoke", "cpu")),
 )
 
 

@@ -110,6 +110,7 @@ class I2ILRConfig(ConfigIO):
     beta1: float = 0.0
     beta2: float = 0.99
     lambda_cyc: float = 1.0
+    lambda_adv: float = 1.0  # weight of G's adversarial term: 1 in the paper's objective; 0 only as a study diagnostic
     recipe: str = "paper"  # RECIPES: "paper" or "public_code" (the public training script's loop and nets)
     # None: the recipe's. Set, they override it (one choice varied at a time in a study).
     r1_gamma: float | None = None
@@ -131,6 +132,9 @@ class I2ILRConfig(ConfigIO):
         if self.lr_diff is not None and self.lr_diff not in LR_DIFF_MODES:
             raise ValueError(f"I2ILRConfig.lr_diff must be one of {LR_DIFF_MODES} (or None: the recipe's), got "
                              f"{self.lr_diff!r}")
+        if not (self.lambda_adv >= 0 and self.lambda_cyc >= 0):
+            raise ValueError(f"I2ILRConfig.lambda_adv and lambda_cyc must be >= 0, got {self.lambda_adv!r}, "
+                             f"{self.lambda_cyc!r}")
         self.choices  # noqa: B018 - validates the overrides (e.g. a negative r1_gamma) at construction
         if self.precision not in PRECISIONS:
             raise ValueError(f"I2ILRConfig.precision must be one of {PRECISIONS}, got {self.precision!r}")

@@ -166,7 +166,7 @@ class I2ILRTask:
         loss_cx, _ = l1(x_cyc.float(), X)
         loss_cy, _ = l1(y_cyc.float(), Y)
         loss_cyc = loss_cx + loss_cy
-        (loss_adv_g + cfg.lambda_cyc * loss_cyc).backward()
+        (cfg.lambda_adv * loss_adv_g + cfg.lambda_cyc * loss_cyc).backward()
         self.opt_g.step()
         _set_requires_grad(self.D, True)
         ema_update(self.G_ema, self.G, cfg.ema_beta)
