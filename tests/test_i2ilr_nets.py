@@ -99,7 +99,8 @@ def test_config_dict_rebuilds_same_architecture_and_default_d_width_is_resolved(
     _seed()
     g = I2ILRGenerator(64, 8, base_channels=8, max_channels=32)
     assert g.config_dict() == {"hr_size": 64, "lr_size": 8, "base_channels": 8, "max_channels": 32,
-                               "upsample": "nearest", "spadain_sn": True, "pono_unbiased": False}
+                               "upsample": "nearest", "spadain_sn": True, "pono_unbiased": False,
+                               "project_lr": False}
     g2 = I2ILRGenerator(**g.config_dict())
     assert {k: v.shape for k, v in g.state_dict().items()} == {k: v.shape for k, v in g2.state_dict().items()}
     d = I2ILRDiscriminator(256, 32, max_channels=64)
@@ -430,3 +431,16 @@ def test_generator_rejects_wrong_inputs_with_clear_message():
         g(torch.zeros(1, 1, 64, 64), y)
     with pytest.raises(TypeError, match="floating-point"):
         g(torch.zeros(1, 3, 64, 64, dtype=torch.uint8), y)
+
+
+def test_projected_generator_matches_its_lr_target_exactly_and_trains():
+    """project_lr: DS(G(x, y)) = y by construction, for any weights; gradients still reach every layer."""
+    _seed()
+    g = I2ILRGenerator(32, 8, base_channels=8, max_channels=16, project_lr=True)
+    x, y = torch.rand(3, 3, 32, 32) * 2 - 1, torch.rand(3, 3, 8, 8) * 2 - 1
+    out = g(x, y)
+    torch.testing.assert_close(F.avg_pool2d(out, 4), y, atol=1e-5, rtol=0)
+    plain = I2ILRGenerator(32, 8, base_channels=8, max_channels=16)
+    assert (F.avg_pool2d(plain(x, y), 4) - y).abs().mean() > 0.05  # without it, a random G is far off
+    (out - x).abs().mean().backward()
+    assert all(p.grad is not None for p in g.parameters() if p.requires_grad)

@@ -110,6 +110,8 @@ class I2ILRConfig(ConfigIO):
     beta1: float = 0.0
     beta2: float = 0.99
     lambda_cyc: float = 1.0
+    # Not in the paper (study / cpu presets): G's output made LR-consistent by construction (generator.project_lr).
+    lr_projection: bool = False
     lambda_adv: float = 1.0  # weight of G's adversarial term: 1 in the paper's objective; 0 only as a study diagnostic
     recipe: str = "paper"  # RECIPES: "paper" or "public_code" (the public training script's loop and nets)
     # None: the recipe's. Set, they override it (one choice varied at a time in a study).

@@ -117,7 +117,8 @@ class I2ILRGenerator(nn.Module):
     """G(source_hr [B, 3, HR, HR], target_lr [B, 3, LR, LR]) -> [B, 3, HR, HR]; inputs in [-1, 1], output unbounded."""
 
     def __init__(self, hr_size: int, lr_size: int, base_channels: int = 64, max_channels: int = 512,
-                 upsample: str = "nearest", spadain_sn: bool = True, pono_unbiased: bool = False) -> None:
+                 upsample: str = "nearest", spadain_sn: bool = True, pono_unbiased: bool = False,
+                 project_lr: bool = False) -> None:
         super().__init__()
         n = check_sizes(hr_size, lr_size)
         check_widths(base_channels, max_channels)
@@ -129,6 +130,8 @@ class I2ILRGenerator(nn.Module):
         self.max_channels = max_channels
         # The public code's choices (recipe "public_code"): bilinear upsampling, plain SPAdaIN convs, unbiased PONO.
         self.upsample, self.spadain_sn, self.pono_unbiased = upsample, spadain_sn, pono_unbiased
+        # Not in the paper: an output layer that makes DS(G) equal the LR target by construction (see forward).
+        self.project_lr = project_lr
 
         self.from_rgb = sn_conv2d(3, base_channels, 3)
         encoder, c = [], base_channels
@@ -152,7 +155,7 @@ class I2ILRGenerator(nn.Module):
         """Constructor arguments; ``I2ILRGenerator(**g.config_dict())`` builds the same architecture."""
         return {"hr_size": self.hr_size, "lr_size": self.lr_size, "base_channels": self.base_channels,
                 "max_channels": self.max_channels, "upsample": self.upsample, "spadain_sn": self.spadain_sn,
-                "pono_unbiased": self.pono_unbiased}
+                "pono_unbiased": self.pono_unbiased, "project_lr": self.project_lr}
 
     def _check_inputs(self, source_hr: torch.Tensor, target_lr: torch.Tensor) -> None:
         built = f"generator built for HR {self.hr_size} / LR {self.lr_size}"
@@ -180,4 +183,11 @@ class I2ILRGenerator(nn.Module):
         # size) maps to the decoder's (output size, input size), hence the swap.
         for block, (m_a, m_b) in zip(self.decoder, reversed(moments)):
             h = block(h, target_lr, moments_in=m_b, moments_out=m_a)
-        return self.to_rgb(h)
+        out = self.to_rgb(h)
+        if self.project_lr:
+            # Consistency-enforcing output (project_lr): add the nearest-upsampled LR residual, so that the
+            # average pool of the output is exactly the target (avg_pool(nearest_up(r)) = r); only the part of
+            # the image an 8x8 downscale cannot see is left to the network. [B, 3, HR, HR].
+            f = self.hr_size // self.lr_size
+            out = out + F.interpolate(target_lr - F.avg_pool2d(out, f), scale_factor=float(f), mode="nearest")
+        return out

@@ -70,6 +70,9 @@ ARMS: dict[str, Arm] = {a.name: a for a in (
         (("lambda_cyc", 10.0), ("lr_d", 1e-3))),
     Arm("no_adv", "diagnostic: the cycle alone (no adversarial term): can this G carry the source at all?",
         (("lambda_adv", 0.0),)),
+    Arm("projection", "the D separates fakes by the difference map alone: make DS(G) = LR by construction "
+        "(generator.project_lr), so D must judge the image and the cycle keeps the source",
+        (("lr_projection", True),)),
     Arm("public_diff", "only the public code's difference map (4-level rounding, no division by r)",
         (("lr_diff", "public_code"),)),
     Arm("r1_10", "D saturates on the difference map: a stronger R1 (gamma 10 on the logits)",

@@ -52,7 +52,8 @@ N_SAMPLE = 4  # sources and targets in the periodic sample grid
 def build_generator(cfg: I2ILRConfig) -> I2ILRGenerator:
     ch = cfg.choices
     return I2ILRGenerator(cfg.hr_size, cfg.lr_size, base_channels=cfg.g_base, max_channels=cfg.g_max,
-                          upsample=ch.upsample, spadain_sn=ch.spadain_sn, pono_unbiased=ch.pono_unbiased)
+                          upsample=ch.upsample, spadain_sn=ch.spadain_sn, pono_unbiased=ch.pono_unbiased,
+                          project_lr=cfg.lr_projection)
 
 
 def build_discriminator(cfg: I2ILRConfig) -> I2ILRDiscriminator:
