@@ -46,23 +46,37 @@ def test_configure_cpu_flushes_denormal_results_and_inputs_to_zero():
     assert configure_cpu(torch.device("cpu")) is True  # idempotent, takes a torch.device
 
 
+_THREADS_CHECK = """
+import torch
+from lrkit import cpu
+from lrkit.cpu import configure_cpu, flushes_denormals
+
+if cpu._libgomp() is None:
+    raise SystemExit(3)  # torch's OpenMP runtime here is not libgomp
+bits = lambda t: t.view(torch.int32).tolist()
+torch.set_num_threads(2)
+assert cpu.set_flush_denormal(False)
+# A large elementwise op with flushing off starts the second OpenMP worker with it off.
+big = torch.full((4 * cpu._GRAIN,), 1e-30) * 1e-10
+assert all(b != 0 for b in bits(big[:: cpu._GRAIN]))
+torch.set_flush_denormal(True)  # torch's own call: this thread only
+assert not flushes_denormals()  # the worker's half of the probe stays denormal
+assert configure_cpu("cpu") is True and flushes_denormals()
+assert not any(bits(torch.full((4 * cpu._GRAIN,), 1e-30) * 1e-10))
+assert cpu.set_flush_denormal(False) and not flushes_denormals()  # and off again in every thread
+"""
+
+
 def test_configure_cpu_reaches_intra_op_threads_already_started():
-    if cpu._libgomp() is None:
+    """In a fresh interpreter (its main thread, its own OpenMP pool): a test runner's worker process has a thread
+    history of its own (other tests' teams of other sizes), which this check must not depend on."""
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-c", _THREADS_CHECK], capture_output=True, text=True, timeout=120)
+    if p.returncode == 3:
         pytest.skip("torch's OpenMP runtime here is not libgomp")
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(2)
-        assert cpu.set_flush_denormal(False)  # also in a worker an earlier test may have started
-        # A large elementwise op with flushing off starts (or uses) the second OpenMP worker with it off.
-        big = torch.full((4 * cpu._GRAIN,), 1e-30) * 1e-10
-        assert all(b != 0 for b in _bits(big[:: cpu._GRAIN]))
-        torch.set_flush_denormal(True)  # torch's own call: this thread only
-        assert not flushes_denormals()  # the worker's half of the probe stays denormal
-        assert configure_cpu("cpu") is True and flushes_denormals()
-        assert not any(_bits(torch.full((4 * cpu._GRAIN,), 1e-30) * 1e-10))
-        assert cpu.set_flush_denormal(False) and not flushes_denormals()  # and off again in every thread
-    finally:
-        torch.set_num_threads(threads)
+    assert p.returncode == 0, p.stderr
 
 
 def test_configure_cpu_leaves_cuda_alone():
