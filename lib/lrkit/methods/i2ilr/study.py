@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import dataclasses
-import json
 import multiprocessing
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from lrkit.fsutil import read_jsonl
 from lrkit.methods.i2ilr.config import I2ILRConfig, get_preset
 
 __all__ = ["Arm", "ARMS", "STUDY_BASE", "STUDY_BASES", "study_base", "arms_table", "arm_config", "train_arms",
@@ -129,7 +129,7 @@ def source_dependence(ts, val) -> dict[str, float]:
 
 def loss_balance(losses_jsonl: str | Path, tail: float = 0.1) -> dict[str, float]:
     """Mean of each logged value over the last ``tail`` of training (e.g. D's logits: saturation)."""
-    rows = [json.loads(line) for line in Path(losses_jsonl).read_text().splitlines() if line.strip()]
+    rows = read_jsonl(losses_jsonl)
     if not rows:
         raise ValueError(f"{losses_jsonl} holds no loss records")
     last = rows[-max(1, int(len(rows) * tail)):]
@@ -193,7 +193,7 @@ def curves_figure(checkpoints: dict[str, Path], keys: tuple[str, ...] = CURVE_KE
 
     fig, axes = plt.subplots(1, len(keys), figsize=(3.0 * len(keys), 2.8), squeeze=False)
     for name, ckpt in checkpoints.items():
-        rows = [json.loads(line) for line in (Path(ckpt).parent.parent / "losses.jsonl").read_text().splitlines()]
+        rows = read_jsonl(Path(ckpt).parent.parent / "losses.jsonl")
         steps = np.array([r["step"] for r in rows])
         w = max(1, min(smooth, len(rows)))  # a run shorter than the window: the mean of what there is
         for ax, k in zip(axes[0], keys):
