@@ -210,11 +210,11 @@ def show_grid(grid: torch.Tensor, title: str = "", col_labels: str = ""):
 
 def loss_curves(losses_jsonl, keys=("d_real", "d_fake", "r1", "g_adv", "cyc", "lr_err_grey"), title: str = ""):
     """Training curves from a trainer's ``losses.jsonl`` (one panel per key, x = step)."""
-    import json
-
     import matplotlib.pyplot as plt
 
-    rows = [json.loads(line) for line in open(losses_jsonl, encoding="utf-8") if line.strip()]
+    from lrkit.fsutil import read_jsonl
+
+    rows = read_jsonl(losses_jsonl)
     if not rows:
         raise ValueError(f"{losses_jsonl} has no loss records yet")
     keys = [k for k in keys if k in rows[0]]
