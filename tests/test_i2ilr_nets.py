@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch.nn.utils import parametrize
 
 from lrkit.methods.i2ilr.discriminator import I2ILRDiscriminator
-from lrkit.methods.i2ilr.generator import I2ILRGenerator, PonoResBlk, SPAdaINResBlk
+from lrkit.methods.i2ilr.generator import I2ILRGenerator, PonoResBlk, SPAdaINResBlk, project_to_lr
 from lrkit.methods.i2ilr.layers import (
     GREY_LEVEL,
     LR_DIFF_MODES,
@@ -100,7 +100,7 @@ def test_config_dict_rebuilds_same_architecture_and_default_d_width_is_resolved(
     g = I2ILRGenerator(64, 8, base_channels=8, max_channels=32)
     assert g.config_dict() == {"hr_size": 64, "lr_size": 8, "base_channels": 8, "max_channels": 32,
                                "upsample": "nearest", "spadain_sn": True, "pono_unbiased": False,
-                               "project_lr": False}
+                               "project_lr": "none"}
     g2 = I2ILRGenerator(**g.config_dict())
     assert {k: v.shape for k, v in g.state_dict().items()} == {k: v.shape for k, v in g2.state_dict().items()}
     d = I2ILRDiscriminator(256, 32, max_channels=64)
@@ -436,7 +436,8 @@ def test_generator_rejects_wrong_inputs_with_clear_message():
 def test_projected_generator_matches_its_lr_target_exactly_and_trains():
     """project_lr: DS(G(x, y)) = y by construction, for any weights; gradients still reach every layer."""
     _seed()
-    g = I2ILRGenerator(32, 8, base_channels=8, max_channels=16, project_lr=True)
+    g = I2ILRGenerator(32, 8, base_channels=8, max_channels=16, project_lr=True)  # the older spelling
+    assert g.project_lr == "residual"
     x, y = torch.rand(3, 3, 32, 32) * 2 - 1, torch.rand(3, 3, 8, 8) * 2 - 1
     out = g(x, y)
     torch.testing.assert_close(F.avg_pool2d(out, 4), y, atol=1e-5, rtol=0)
@@ -444,3 +445,35 @@ def test_projected_generator_matches_its_lr_target_exactly_and_trains():
     assert (F.avg_pool2d(plain(x, y), 4) - y).abs().mean() > 0.05  # without it, a random G is far off
     (out - x).abs().mean().backward()
     assert all(p.grad is not None for p in g.parameters() if p.requires_grad)
+
+
+def test_bounded_projection_keeps_the_lr_target_and_the_range_and_only_shrinks_detail():
+    """project_lr="bounded": avg_pool(out) = target and out in [-1, 1] for any raw output, including targets at
+    the range's ends; a block whose detail fits is left as "residual" makes it; the 8-bit image stays consistent."""
+    _seed()
+    raw = torch.randn(4, 3, 32, 32) * 2  # far outside [-1, 1]
+    y = torch.rand(4, 3, 8, 8) * 2 - 1
+    y[0, 0, 0, 0], y[0, 1, 0, 0], y[1, 2, 3, 3] = 1.0, -1.0, 0.999
+    out = project_to_lr(raw, y, "bounded")
+    torch.testing.assert_close(F.avg_pool2d(out, 4), y, atol=1e-5, rtol=0)
+    assert out.min() >= -1 - 1e-6 and out.max() <= 1 + 1e-6
+    residual = project_to_lr(raw, y, "residual")
+    assert residual.abs().max() > 1.5  # the unbounded one leaves the range (what a clamp then breaks)
+    # Detail is only scaled (never re-shaped): out - up(y) is a non-negative multiple of residual - up(y).
+    up = F.interpolate(y, scale_factor=4.0, mode="nearest")
+    d_b, d_r = out - up, residual - up
+    s = (d_b * d_r).sum() / (d_r * d_r).sum()
+    assert 0 < s < 1
+    small = torch.randn(2, 3, 32, 32) * 0.01
+    y0 = torch.zeros(2, 3, 8, 8)
+    torch.testing.assert_close(project_to_lr(small, y0, "bounded"), project_to_lr(small, y0, "residual"))
+    # Saved as 8 bits, the image's 4 x 4 means stay within a fraction of a grey level of the (8-bit) target.
+    y8 = torch.round((y + 1) * 127.5) / 127.5 - 1
+    img = torch.round((project_to_lr(raw, y8, "bounded") + 1) * 127.5)
+    assert (F.avg_pool2d(img, 4) - (y8 + 1) * 127.5).abs().max() <= 0.5 + 1e-4
+    g = I2ILRGenerator(32, 8, base_channels=8, max_channels=16, project_lr="bounded")
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    (g(x, y[:2]) - x).abs().mean().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in g.parameters() if p.requires_grad)
+    with pytest.raises(ValueError, match="project_lr must be one of"):
+        I2ILRGenerator(32, 8, base_channels=8, max_channels=16, project_lr="clamp")

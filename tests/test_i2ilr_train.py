@@ -73,7 +73,7 @@ def test_presets_follow_the_paper():
     assert [get_preset(f"lr{n}").lr_size for n in (4, 8, 16, 32)] == [4, 8, 16, 32]
     assert get_preset("afhq_dog").domains == ("dog",)
     for name in ("celebahq128", "afhq_wild", "lr32"):
-        for prof in ("smoke", "quick"):
+        for prof in ("smoke", "cpu", "quick"):
             cfg = preset_for_profile(name, prof)
             assert cfg.dataset == "synthfaces" and cfg.preset == f"{name}_{prof}"
             assert cfg.lr_size == get_preset(name).lr_size
@@ -88,7 +88,10 @@ def test_presets_follow_the_paper():
         c128.with_overrides(learning_rate=1)
     with pytest.raises(ValueError, match="even"):
         c128.with_overrides(batch_size=7)
-    assert len(PRESETS) == 27
+    assert len(PRESETS) == 36  # 9 paper presets, each with smoke, cpu and quick versions
+    cpu128, cpu_lr32 = preset_for_profile("celebahq128", "cpu"), preset_for_profile("lr32", "cpu")
+    assert (cpu128.hr_size, cpu_lr32.hr_size, cpu128.lr_projection) == (32, 64, "bounded")
+    assert c128.lr_projection == "none" and preset_for_profile("celebahq128", "quick").lr_projection == "none"
 
 
 def test_step_batches_are_a_function_of_the_step():

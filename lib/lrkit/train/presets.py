@@ -1,7 +1,7 @@
 """What the trainers' frozen configs share: JSON round trip, checked overrides and the named-preset lookup.
 
 A config class inherits :class:`ConfigIO`; its module builds ``PRESETS`` with :func:`expand_presets` (each paper
-preset plus its ``_smoke`` / ``_quick`` synthfaces versions) and answers ``preset_for_profile`` with
+preset plus its ``_smoke`` / ``_cpu`` / ``_quick`` synthfaces versions) and answers ``preset_for_profile`` with
 :func:`profile_preset`.
 """
 
@@ -11,9 +11,10 @@ import dataclasses
 import json
 from collections.abc import Callable
 
-__all__ = ["ConfigIO", "expand_presets", "lookup", "profile_preset", "PROFILE_SUFFIX"]
+__all__ = ["ConfigIO", "expand_presets", "lookup", "profile_preset", "PROFILE_SUFFIX", "SYNTH_SUFFIXES"]
 
-PROFILE_SUFFIX = {"smoke": "_smoke", "quick": "_quick", "paper": ""}
+PROFILE_SUFFIX = {"smoke": "_smoke", "cpu": "_cpu", "quick": "_quick", "paper": ""}
+SYNTH_SUFFIXES = tuple(s[1:] for s in PROFILE_SUFFIX.values() if s)  # the synthfaces versions of a paper preset
 
 
 class ConfigIO:
@@ -41,10 +42,10 @@ class ConfigIO:
 
 
 def expand_presets(paper: dict, synth: Callable[[object, str], object]) -> dict:
-    """The paper presets followed by ``synth(cfg, "smoke")`` and ``synth(cfg, "quick")`` of each."""
+    """The paper presets followed by ``synth(cfg, suffix)`` of each for every ``SYNTH_SUFFIXES``."""
     out = dict(paper)
     for cfg in paper.values():
-        for suffix in ("smoke", "quick"):
+        for suffix in SYNTH_SUFFIXES:
             s = synth(cfg, suffix)
             out[s.preset] = s
     return out
@@ -59,15 +60,15 @@ def lookup(presets: dict, name: str, what: str):
 
 def profile_preset(presets: dict, name: str, profile: str, steps: int, what: str, batch_size: int = 0):
     """The preset a notebook runs for paper preset ``name`` under a run profile: ``<name>_smoke`` (smoke),
-    ``<name>_quick`` (quick), ``<name>`` (paper); a name with a suffix is taken as is. ``steps`` > 0 replaces the
+    ``<name>_cpu`` (cpu), ``<name>_quick`` (quick), ``<name>`` (paper); a name with a suffix is taken as is. ``steps`` > 0 replaces the
     preset's number of steps and ``batch_size`` > 0 its batch (a miniature: the notebooks' ``-p steps=N
     -p batch_size=B``; tables say so in their notes)."""
-    if name.endswith(("_smoke", "_quick")):
+    if name.endswith(tuple("_" + s for s in SYNTH_SUFFIXES)):
         cfg = lookup(presets, name, what)
     else:
         suffix = PROFILE_SUFFIX.get(profile)
         if suffix is None:
-            raise ValueError(f"unknown profile {profile!r}; use smoke, quick or paper")
+            raise ValueError(f"unknown profile {profile!r}; use one of {', '.join(PROFILE_SUFFIX)}")
         cfg = lookup(presets, name + suffix, what)
     changes = {k: int(v) for k, v in (("steps", steps), ("batch_size", batch_size)) if v}
     return cfg.with_overrides(**changes) if changes else cfg

@@ -52,6 +52,34 @@ from lrkit.methods.i2ilr.layers import (
 )
 
 UPSAMPLE_MODES = ("nearest", "bilinear")
+# Output layers that make DS(G) equal the LR target (not in the paper; a study arm and the cpu presets):
+# "residual" adds the nearest-upsampled LR residual (the output may leave [-1, 1], and the clamp of a saved image
+# then breaks the equality), "bounded" also shrinks each LR block's detail just enough to stay in [-1, 1].
+LR_PROJECTIONS = ("none", "residual", "bounded")
+
+
+def project_to_lr(out: torch.Tensor, target_lr: torch.Tensor, mode: str) -> torch.Tensor:
+    """Make avg_pool(out) equal ``target_lr`` ([B, 3, LR, LR] in [-1, 1]) by construction; out [B, 3, HR, HR].
+
+    "residual": out + nearest_up(target - avg_pool(out)) (avg_pool(nearest_up(r)) = r). "bounded": write that as
+    up(target) + d, where d has zero mean in every LR block, and scale d per block and channel by the largest
+    s <= 1 that keeps up(target) + s * d inside [-1, 1] (s >= 0 exists since |target| <= 1): the block mean
+    stays the target and no pixel needs clamping, so a saved 8-bit image is LR-consistent up to rounding.
+    """
+    if mode == "none":
+        return out
+    if mode not in LR_PROJECTIONS:
+        raise ValueError(f"project_lr must be one of {LR_PROJECTIONS}, got {mode!r}")
+    f = out.shape[-1] // target_lr.shape[-1]
+    up = F.interpolate(target_lr, scale_factor=float(f), mode="nearest")
+    d = out - F.interpolate(F.avg_pool2d(out, f), scale_factor=float(f), mode="nearest")
+    if mode == "residual":
+        return up + d
+    # Per pixel, the largest scale that keeps it in range: (1 - t) / d above, (-1 - t) / d below, none if d = 0.
+    room = torch.where(d > 0, (1 - up) / d.clamp_min(1e-12), torch.where(d < 0, (-1 - up) / d.clamp_max(-1e-12),
+                                                                          torch.ones_like(d)))
+    s = (-F.max_pool2d(-room, f)).clamp(0.0, 1.0)  # min over each f x f block, [B, 3, LR, LR]
+    return up + F.interpolate(s, scale_factor=float(f), mode="nearest") * d
 
 # (mean, std) maps [B, 1, H, W] produced by one PONO.
 Moments = tuple[torch.Tensor, torch.Tensor]
@@ -118,7 +146,7 @@ class I2ILRGenerator(nn.Module):
 
     def __init__(self, hr_size: int, lr_size: int, base_channels: int = 64, max_channels: int = 512,
                  upsample: str = "nearest", spadain_sn: bool = True, pono_unbiased: bool = False,
-                 project_lr: bool = False) -> None:
+                 project_lr: str | bool = "none") -> None:
         super().__init__()
         n = check_sizes(hr_size, lr_size)
         check_widths(base_channels, max_channels)
@@ -131,6 +159,10 @@ class I2ILRGenerator(nn.Module):
         # The public code's choices (recipe "public_code"): bilinear upsampling, plain SPAdaIN convs, unbiased PONO.
         self.upsample, self.spadain_sn, self.pono_unbiased = upsample, spadain_sn, pono_unbiased
         # Not in the paper: an output layer that makes DS(G) equal the LR target by construction (see forward).
+        # (A bool is the older spelling: True meant "residual".)
+        project_lr = {True: "residual", False: "none"}.get(project_lr, project_lr)
+        if project_lr not in LR_PROJECTIONS:
+            raise ValueError(f"project_lr must be one of {LR_PROJECTIONS}, got {project_lr!r}")
         self.project_lr = project_lr
 
         self.from_rgb = sn_conv2d(3, base_channels, 3)
@@ -184,10 +216,7 @@ class I2ILRGenerator(nn.Module):
         for block, (m_a, m_b) in zip(self.decoder, reversed(moments)):
             h = block(h, target_lr, moments_in=m_b, moments_out=m_a)
         out = self.to_rgb(h)
-        if self.project_lr:
-            # Consistency-enforcing output (project_lr): add the nearest-upsampled LR residual, so that the
-            # average pool of the output is exactly the target (avg_pool(nearest_up(r)) = r); only the part of
-            # the image an 8x8 downscale cannot see is left to the network. [B, 3, HR, HR].
-            f = self.hr_size // self.lr_size
-            out = out + F.interpolate(target_lr - F.avg_pool2d(out, f), scale_factor=float(f), mode="nearest")
+        # Not in the paper (project_lr): only the part of the image an LR downscale cannot see is left to the
+        # network; [B, 3, HR, HR].
+        out = project_to_lr(out, target_lr, self.project_lr)
         return out

@@ -72,7 +72,16 @@ ARMS: dict[str, Arm] = {a.name: a for a in (
         (("lambda_adv", 0.0),)),
     Arm("projection", "the D separates fakes by the difference map alone: make DS(G) = LR by construction "
         "(generator.project_lr), so D must judge the image and the cycle keeps the source",
-        (("lr_projection", True),)),
+        (("lr_projection", "residual"),)),
+    Arm("bounded", "the residual projection's output leaves [-1, 1] and the saved image's clamp breaks DS(G) = LR: "
+        "also shrink each LR block's detail to stay in range (project_lr='bounded')",
+        (("lr_projection", "bounded"),)),
+    Arm("bounded_cyc10", "bounded, and the cycle (what keeps the source) weighs more: lambda_cyc 10",
+        (("lr_projection", "bounded"), ("lambda_cyc", 10.0))),
+    Arm("bounded_lrd1e-3", "bounded, and D (which still tells fakes apart by their artifacts) learns as fast as G",
+        (("lr_projection", "bounded"), ("lr_d", 1e-3))),
+    Arm("bounded_3k", "bounded, twice the steps (3,000): is the source still being learned at 1,500?",
+        (("lr_projection", "bounded"), ("steps", 3000))),
     Arm("public_diff", "only the public code's difference map (4-level rounding, no division by r)",
         (("lr_diff", "public_code"),)),
     Arm("r1_10", "D saturates on the difference map: a stronger R1 (gamma 10 on the logits)",
@@ -258,7 +267,8 @@ def run_study(ctx, arms: list[str], *, steps: int = 0, n_targets: int = 20, jobs
     ctx.save_table(table, "i2ilr_training_study", title="I2I-LR training study (G_ema on the val split)",
                    dataset=data, weights=", ".join(f"{k}@{Path(v).name}" for k, v in ckpts.items()), device=device,
                    notes=f"Base: {base.preset} at {base.hr_size} px, LR {base.lr_size}, widths G "
-                         f"{base.g_base}/{base.g_max} D {base.d_base}/{base.d_max}, {configs[0].steps} steps, batch "
+                         f"{base.g_base}/{base.g_max} D {base.d_base}/{base.d_max}, "
+                         f"{'/'.join(str(n) for n in sorted({c.steps for c in configs}))} steps, batch "
                          f"{base.batch_size}, EMA {base.ema_beta}; {n_targets} val targets x 10 "
                          f"sources. Arms: {whys}.")
     curves = curves_figure(ckpts)
