@@ -4,7 +4,8 @@ Notebooks are cheap to re-run because a model lives in ``<runs>/models/<task>/<p
 the whole config *and* the content fingerprint of the data it trains on: a changed config or another dataset
 folder never reuses a stale model. A finished model is reused, an unfinished one is resumed (one that died before
 its first checkpoint starts over, its files kept under ``abandoned/``), and a file lock keeps two notebooks of a
-parallel batch from training the same model twice. This module knows no method: the caller
+parallel batch from training the same model twice. A model that ships with the kit (``lrkit.train.shipped``: the
+same config and data) is used as is, unless ``LRKIT_IGNORE_SHIPPED=1`` asks to train it here. This module knows no method: the caller
 (a method package) passes its task name, its train function and the fingerprint of its training set.
 """
 
@@ -13,11 +14,13 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from lrkit.train.checkpoint import checkpoint_step
+from lrkit.train.shipped import find_shipped
 
 __all__ = ["model_dir", "ensure_model"]
 
@@ -52,6 +55,10 @@ def ensure_model(cfg, runs_root: str | Path, *, task: str, train_fn: Callable, d
     """The checkpoint of ``cfg`` trained to ``cfg.steps`` on the data whose fingerprint is given: reused, resumed
     or trained with ``train_fn(cfg, run_dir, data_root=, device=, resume=, progress=)``."""
     run_dir = model_dir(cfg, runs_root, task=task, data_fingerprint=data_fingerprint)
+    if os.environ.get("LRKIT_IGNORE_SHIPPED", "") in ("", "0"):
+        shipped = find_shipped(task, run_dir.name)  # the same config and data, trained and shipped with the kit
+        if shipped is not None:
+            return shipped
     run_dir.mkdir(parents=True, exist_ok=True)
     latest = run_dir / "checkpoints" / "latest.pt"
     with open(run_dir / ".lock", "w") as lock:

@@ -1,0 +1,84 @@
+"""Shipped checkpoints (lrkit.train.shipped): inference copies indexed by the model cache's key, sha256-checked,
+used by ensure_model instead of training; and the checkpoints that really ship with the kit."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import lrkit.train.shipped as shipped
+from lrkit.methods.i2ilr.inference import load_i2ilr, translate
+from lrkit.methods.i2ilr.task import ensure_trained, open_training_set
+from lrkit.train.checkpoint import load_checkpoint
+from lrkit.train.models import model_dir
+
+from i2ilr_tiny import TINY as _TINY
+
+TINY = _TINY.with_overrides(steps=2, checkpoint_every=2, sample_every=0)
+pytestmark = pytest.mark.usefixtures("one_thread", "tmp_cache")  # see conftest.py
+
+
+@pytest.fixture()
+def trained(tmp_path):
+    ckpt = ensure_trained(TINY, tmp_path / "runs", progress=False)
+    return tmp_path, ckpt
+
+
+def _name(cfg) -> str:
+    return model_dir(cfg, "x", task="i2ilr", data_fingerprint=open_training_set(cfg).fingerprint).name
+
+
+def test_a_shipped_copy_keeps_the_ema_generator_and_is_used_instead_of_training(trained, monkeypatch):
+    tmp, ckpt = trained
+    root = tmp / "shipped"
+    monkeypatch.setattr(shipped, "shipped_dir", lambda: root)
+    dst = shipped.ship(ckpt, _name(TINY))
+    copy, full = load_checkpoint(dst), load_checkpoint(ckpt)
+    assert sorted(copy["modules"]) == ["G_ema"] and copy["optimizers"] == {}
+    assert (copy["config"], copy["step"], copy["data_fingerprint"]) == (full["config"], full["step"],
+                                                                         full["data_fingerprint"])
+    assert dst.stat().st_size < ckpt.stat().st_size / 2
+    for k, v in full["modules"]["G_ema"].items():
+        torch.testing.assert_close(copy["modules"]["G_ema"][k], v)
+    # A fresh runs folder: the shipped model is used, nothing is trained (no model folder appears).
+    fresh = tmp / "fresh"
+    assert ensure_trained(TINY, fresh, progress=False) == dst
+    assert not (fresh / "models").exists()
+    g = load_i2ilr(dst)
+    x, y = torch.rand(2, 3, TINY.hr_size, TINY.hr_size) * 2 - 1, torch.rand(2, 3, TINY.lr_size, TINY.lr_size) * 2 - 1
+    torch.testing.assert_close(translate(g.G, x, y), translate(load_i2ilr(ckpt).G, x, y))
+    # Another config (one more step) is not the shipped model: it trains.
+    assert ensure_trained(TINY.with_overrides(steps=3), fresh, progress=False).parent.parent.parent == fresh / \
+        "models" / "i2ilr"
+    # LRKIT_IGNORE_SHIPPED=1 trains the shipped config here too.
+    monkeypatch.setenv("LRKIT_IGNORE_SHIPPED", "1")
+    assert ensure_trained(TINY, fresh, progress=False) != dst
+
+
+def test_a_changed_or_missing_shipped_file_is_an_error_naming_the_fix(trained, monkeypatch):
+    tmp, ckpt = trained
+    root = tmp / "shipped"
+    monkeypatch.setattr(shipped, "shipped_dir", lambda: root)
+    dst = shipped.ship(ckpt, _name(TINY))
+    data = bytearray(dst.read_bytes())
+    data[-100] ^= 0xFF
+    dst.write_bytes(bytes(data))
+    with pytest.raises(shipped.ShippedCheckpointError, match="sha256 .* reinstall lrkit"):
+        ensure_trained(TINY, tmp / "fresh", progress=False)
+    dst.unlink()
+    with pytest.raises(shipped.ShippedCheckpointError, match="missing; reinstall lrkit"):
+        shipped.find_shipped("i2ilr", _name(TINY))
+    assert shipped.find_shipped("i2ilr", "other-0123456789") is None
+
+
+def test_the_kits_index_lists_files_that_exist_with_their_sha256():
+    index = shipped.shipped_index()
+    total = 0
+    for key, entry in index.items():
+        task, name = key.split("/")
+        path = shipped.find_shipped(task, name)  # raises on a wrong sha256
+        assert path is not None and load_checkpoint(path, task=task)["step"] == entry["step"]
+        total += entry["bytes"]
+    assert total <= 25 * 2 ** 20  # the issue's budget for shipped checkpoints
+    # No unindexed file ships (it would be package data nobody checks).
+    assert sorted(p.name for p in shipped.shipped_dir().glob("*.pt")) == sorted(e["file"] for e in index.values())
