@@ -82,3 +82,22 @@ def test_the_kits_index_lists_files_that_exist_with_their_sha256():
     assert total <= 25 * 2 ** 20  # the issue's budget for shipped checkpoints
     # No unindexed file ships (it would be package data nobody checks).
     assert sorted(p.name for p in shipped.shipped_dir().glob("*.pt")) == sorted(e["file"] for e in index.values())
+
+
+def test_an_evaluating_notebook_never_trains_a_model_that_should_ship(trained, monkeypatch):
+    """train=False (a table under a profile with eval_models): shipped or finished in the cache, else one clear
+    error naming the fixes; a miniature's steps switch back to training the profile's own presets."""
+    from lrkit.profiles import get_profile, model_profile
+    from lrkit.train.models import ModelNotShipped
+
+    tmp, ckpt = trained
+    monkeypatch.setattr(shipped, "shipped_dir", lambda: tmp / "shipped")
+    with pytest.raises(ModelNotShipped, match="neither ships with this lrkit .* -p steps=N"):
+        ensure_trained(TINY, tmp / "fresh", progress=False, train=False)
+    assert ensure_trained(TINY, tmp / "runs", progress=False, train=False) == ckpt  # finished in the cache
+    dst = shipped.ship(ckpt, _name(TINY))
+    assert ensure_trained(TINY, tmp / "fresh", progress=False, train=False) == dst
+    smoke = get_profile("smoke")
+    if smoke.eval_models:
+        assert model_profile(smoke) == (smoke.eval_models, False)
+    assert model_profile(smoke, steps=5) == ("smoke", True) and model_profile(get_profile("cpu")) == ("cpu", True)

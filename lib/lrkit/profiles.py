@@ -28,6 +28,9 @@ class Profile:
     eval_targets: int  # LR targets per table evaluation (the first N val images; 0 = every val image, the papers')
     seed: int = 0
     minutes_per_notebook: float = 10.0  # budget the profile is designed for (documentation, checked by benchmarks)
+    # The profile whose presets the notebooks that only evaluate (tables, figures) use, "" = this one's; those
+    # models must ship with the kit (lrkit.train.shipped): such a notebook never trains them.
+    eval_models: str = ""
 
 
 PROFILES: dict[str, Profile] = {
@@ -46,6 +49,9 @@ PROFILES: dict[str, Profile] = {
             batch_size=8,
             eval_targets=4,  # 4 targets x 10 sources: the protocol's shape in CI minutes (8 cost ~1 min more)
             minutes_per_notebook=5.0,
+            # A few hundred CPU steps give noise; the tables and figures evaluate the shipped cpu models instead
+            # (train_i2ilr and a miniature's -p steps=N still train the smoke presets here).
+            eval_models="",  # "cpu" once the cpu models ship
         ),
         Profile(
             name="cpu",
@@ -119,6 +125,14 @@ def resolve_device(requested: str, profile: Profile) -> str:
             "run with --profile smoke, or pass device='cpu' explicitly to run the same settings on the CPU"
         )
     return device
+
+
+def model_profile(profile: Profile, steps: int = 0, batch_size: int = 0) -> tuple[str, bool]:
+    """``(profile whose presets a table or figure evaluates, whether it may train them here)``: the profile's
+    ``eval_models`` (shipped, never trained) unless a miniature's ``steps`` / ``batch_size`` asks to train."""
+    if profile.eval_models and not (steps or batch_size):
+        return profile.eval_models, False
+    return profile.name, True
 
 
 def profile_dict(profile: Profile) -> dict:

@@ -17,7 +17,7 @@ class NotebookSpec:
     # the method specs the notebook names)
 
 
-ALL = ("smoke", "quick", "paper")
+ALL = ("smoke", "cpu", "quick", "paper")
 
 NOTEBOOKS: tuple[NotebookSpec, ...] = (
     NotebookSpec("00_data_overview", "Data overview: synthfaces (and the real datasets given) at HR and LR", ALL),

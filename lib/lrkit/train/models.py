@@ -22,7 +22,11 @@ from pathlib import Path
 from lrkit.train.checkpoint import checkpoint_step
 from lrkit.train.shipped import find_shipped
 
-__all__ = ["model_dir", "ensure_model"]
+__all__ = ["model_dir", "ensure_model", "ModelNotShipped"]
+
+
+class ModelNotShipped(FileNotFoundError):
+    """A notebook that only evaluates needs a model that neither ships nor is in the model cache."""
 
 
 def model_dir(cfg, runs_root: str | Path, *, task: str, data_fingerprint: str) -> Path:
@@ -51,16 +55,25 @@ def _set_aside_unfinished_start(run_dir: Path) -> None:
 
 
 def ensure_model(cfg, runs_root: str | Path, *, task: str, train_fn: Callable, data_fingerprint: str,
-                 data_root: str | None = None, device: str = "cpu", progress: bool = True) -> Path:
-    """The checkpoint of ``cfg`` trained to ``cfg.steps`` on the data whose fingerprint is given: reused, resumed
-    or trained with ``train_fn(cfg, run_dir, data_root=, device=, resume=, progress=)``."""
+                 data_root: str | None = None, device: str = "cpu", progress: bool = True,
+                 train: bool = True) -> Path:
+    """The checkpoint of ``cfg`` trained to ``cfg.steps`` on the data whose fingerprint is given: shipped, reused,
+    resumed or trained with ``train_fn(cfg, run_dir, data_root=, device=, resume=, progress=)``. ``train=False``:
+    only a shipped or finished one (else :class:`ModelNotShipped`)."""
     run_dir = model_dir(cfg, runs_root, task=task, data_fingerprint=data_fingerprint)
     if os.environ.get("LRKIT_IGNORE_SHIPPED", "") in ("", "0"):
         shipped = find_shipped(task, run_dir.name)  # the same config and data, trained and shipped with the kit
         if shipped is not None:
             return shipped
-    run_dir.mkdir(parents=True, exist_ok=True)
     latest = run_dir / "checkpoints" / "latest.pt"
+    if not train:
+        if latest.exists() and checkpoint_step(latest, task=task) >= cfg.steps:
+            return latest
+        raise ModelNotShipped(
+            f"{task} model {run_dir.name} ({cfg.preset}) is evaluated here but neither ships with this lrkit nor is "
+            f"trained in {run_dir.parent}: reinstall lrkit, train it (the {cfg.preset} preset), or pass -p steps=N "
+            "to train a miniature here instead")
+    run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes or the process dies
         try:

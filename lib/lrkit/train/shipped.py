@@ -25,7 +25,7 @@ import torch
 from lrkit.fsutil import atomic_open
 from lrkit.train.checkpoint import FORMAT, load_checkpoint
 
-__all__ = ["shipped_dir", "shipped_index", "find_shipped", "ship", "inference_copy", "ShippedCheckpointError"]
+__all__ = ["shipped_dir", "shipped_index", "find_shipped", "is_shipped", "ship", "inference_copy", "ShippedCheckpointError"]
 
 
 class ShippedCheckpointError(ValueError):
@@ -67,6 +67,11 @@ def find_shipped(task: str, model_name: str, root: Path | None = None) -> Path |
             f"shipped checkpoint {path} has sha256 {digest[:16]}..., not the recorded {entry['sha256'][:16]}...: the "
             "file is damaged or was changed; reinstall lrkit (or remove its entry from index.json to train here)")
     return path
+
+
+def is_shipped(path: str | Path) -> bool:
+    """Whether ``path`` is one of the kit's shipped checkpoints (labels say so)."""
+    return Path(path).resolve().parent == shipped_dir()
 
 
 def inference_copy(src: str | Path, dst: str | Path) -> dict:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from lrkit.data.ops import make_lr
 from lrkit.methods.i2ilr.config import preset_for_profile
+from lrkit.profiles import model_profile
 from lrkit.methods.i2ilr.inference import load_i2ilr, translate
 from lrkit.methods.i2ilr.task import ensure_trained, open_val_set, sample_panel
 from lrkit.viz import show_grid, versus_grid
@@ -50,9 +51,12 @@ def get_figure(name: str) -> FigureSpec:
 
 def _model(ctx, preset: str, *, steps: int, batch_size: int, data_root, device: str, checkpoints: dict | None,
            progress: bool):
-    cfg = preset_for_profile(preset, ctx.profile.name, steps, batch_size)
-    ckpt = (checkpoints or {}).get(preset) or ensure_trained(cfg, Path(ctx.run_dir).parent, data_root=data_root,
-                                                             device=device, progress=progress)
+    given = (checkpoints or {}).get(preset)
+    # Under smoke the figures show the shipped cpu models (profiles.Profile.eval_models), never train them.
+    mprof, may_train = (ctx.profile.name, True) if given else model_profile(ctx.profile, steps, batch_size)
+    cfg = preset_for_profile(preset, mprof, steps, batch_size)
+    ckpt = given or ensure_trained(cfg, Path(ctx.run_dir).parent, data_root=data_root, device=device,
+                                   progress=progress, train=may_train)
     ctx.record("model", preset=cfg.preset, checkpoint=str(ckpt))
     return cfg, load_i2ilr(ckpt, device=device, expect={"hr_size": cfg.hr_size, "lr_size": cfg.lr_size})
 
@@ -94,7 +98,8 @@ def figure_vs_stargan(ctx, preset: str, stargan_preset: str, *, n_sources: int =
     cfg, model = _model(ctx, preset, steps=steps, batch_size=batch_size, data_root=data_root, device=device,
                         checkpoints=checkpoints, progress=progress)
     try:
-        nets, s_ckpt, source = load_baseline(stargan_preset, cfg.hr_size, profile=ctx.profile.name,
+        mprof, may_train = model_profile(ctx.profile, steps, batch_size)
+        nets, s_ckpt, source = load_baseline(stargan_preset, cfg.hr_size, profile=mprof, train=may_train,
                                              runs_root=Path(ctx.run_dir).parent, checkpoints=stargan_checkpoints,
                                              data_root=data_root, device=device, progress=progress, steps=steps,
                                              batch_size=batch_size)

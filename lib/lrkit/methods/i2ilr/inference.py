@@ -16,6 +16,7 @@ from lrkit.cpu import configure_cpu
 from lrkit.data.ops import make_lr
 from lrkit.data.sampling import load_image_files as load_images  # noqa: F401 (the CLI's name)
 from lrkit.train.checkpoint import load_checkpoint
+from lrkit.train.shipped import is_shipped
 from lrkit.methods.i2ilr.config import I2ILRConfig
 from lrkit.methods.i2ilr.task import build_generator
 
@@ -32,7 +33,8 @@ class LoadedGenerator:
 
     @property
     def label(self) -> str:
-        return f"{self.config.preset}@step{self.step} ({Path(self.path).name}, {self.which})"
+        where = "shipped with lrkit, " if is_shipped(self.path) else ""
+        return f"{self.config.preset}@step{self.step} ({where}{Path(self.path).name}, {self.which})"
 
 
 def load_i2ilr(checkpoint: str | Path, *, device: str = "cpu", expect: dict | None = None,

@@ -23,6 +23,7 @@ from lrkit.data.roots import REAL_DATASETS
 from lrkit.evaluation.paper_compare import cells_from_records, with_paper
 from lrkit.metrics.factor_probes import load_or_train_probes
 from lrkit.methods.i2ilr.config import preset_for_profile
+from lrkit.profiles import model_profile
 from lrkit.methods.i2ilr.evaluation import evaluate_preset, offline_metrics
 from lrkit.methods.i2ilr.task import ensure_trained
 
@@ -143,9 +144,12 @@ def reproduce_table(ctx, name: str, *, data_root=None, device: str = "cpu", n_ev
     jsonl = ctx.run_dir / "metrics.jsonl"
     cells, datasets, weights, why_not, results = {}, [], [], {}, {}
     for suffix, paper_preset in spec.settings:
-        cfg = preset_for_profile(paper_preset, prof.name, steps, batch_size)
         given = (checkpoints or {}).get(paper_preset)
-        ckpt = given or ensure_trained(cfg, runs_root, data_root=data_root, device=device, progress=progress)
+        # Under smoke the tables evaluate the shipped cpu models (profiles.Profile.eval_models), never train them.
+        mprof, may_train = (prof.name, True) if given else model_profile(prof, steps, batch_size)
+        cfg = preset_for_profile(paper_preset, mprof, steps, batch_size)
+        ckpt = given or ensure_trained(cfg, runs_root, data_root=data_root, device=device, progress=progress,
+                                       train=may_train)
         ctx.record("model", preset=cfg.preset, checkpoint=str(ckpt))
         mets = metrics + offline_metrics(cfg)
         probes = (load_or_train_probes(cfg.synth_variant, probe_size, device=device)
@@ -157,11 +161,11 @@ def reproduce_table(ctx, name: str, *, data_root=None, device: str = "cpu", n_ev
             s_preset, same = stargan[suffix]
             try:
                 base = evaluate_baseline(s_preset, same, res["val"], res["train"], mets, hr_size=cfg.hr_size,
-                                         lr_size=cfg.lr_size, dataset=cfg.dataset, profile=prof.name,
+                                         lr_size=cfg.lr_size, dataset=cfg.dataset,
                                          runs_root=runs_root, n_sources=n_targets, checkpoints=stargan_checkpoints,
                                          data_root=data_root, device=device, results_file=jsonl,
                                          context={**where, "preset": s_preset}, probes=probes, progress=progress,
-                                         steps=steps, batch_size=batch_size)
+                                         steps=steps, batch_size=batch_size, profile=mprof, train=may_train)
             except W.WeightsUnavailable as exc:  # e.g. the FAN (wing.ckpt) the CelebA-HQ setting needs, offline
                 reason = str(exc).splitlines()[0]
                 res["records"]["Stargan-v2"] = [{"metric": m, "status": "unavailable", "values": {}, "reason": reason,
@@ -173,7 +177,7 @@ def reproduce_table(ctx, name: str, *, data_root=None, device: str = "cpu", n_ev
                 res["records"]["Stargan-v2"] = base["records"]
                 weights.append(f"Stargan-v2{suffix}: {base['label']} ({base['source']})")
         results[suffix] = res
-        why_not[suffix] = _not_reproduction(cfg, prof.name, steps, batch_size, min(n_targets, len(res["val"])),
+        why_not[suffix] = _not_reproduction(cfg, mprof, steps, batch_size, min(n_targets, len(res["val"])),
                                             len(res["val"]), bool(given))
         datasets += [ctx.record_dataset(res["train"].name + "-train", res["train"].fingerprint, n=len(res["train"])),
                      ctx.record_dataset(res["val"].name + "-val", res["val"].fingerprint, n=len(res["val"]))]

@@ -507,8 +507,8 @@ def train_stargan2(cfg: Stargan2Config, run_dir: str | Path, *, data_root: str |
 
 
 def ensure_trained(cfg: Stargan2Config, runs_root: str | Path, *, data_root=None, device: str = "cpu",
-                   progress: bool = True) -> Path:
+                   progress: bool = True, train: bool = True) -> Path:
     """``cfg``'s checkpoint from the model cache (``lrkit.train.models``), keyed on config and training data."""
     fp = open_training_set(cfg, data_root).fingerprint
     return ensure_model(cfg, runs_root, task=Stargan2Task.name, train_fn=train_stargan2, data_fingerprint=fp,
-                        data_root=data_root, device=device, progress=progress)
+                        data_root=data_root, device=device, progress=progress, train=train)
