@@ -99,7 +99,7 @@ def figure_vs_stargan(ctx, preset: str, stargan_preset: str, *, n_sources: int =
                         checkpoints=checkpoints, progress=progress)
     try:
         mprof, may_train = model_profile(ctx.profile, steps, batch_size)
-        nets, s_ckpt, source = load_baseline(stargan_preset, cfg.hr_size, profile=mprof, train=may_train,
+        nets, s_ckpt, source = load_baseline(stargan_preset, cfg.hr_size, profile=mprof, may_train=may_train,
                                              runs_root=Path(ctx.run_dir).parent, checkpoints=stargan_checkpoints,
                                              data_root=data_root, device=device, progress=progress, steps=steps,
                                              batch_size=batch_size)

@@ -165,7 +165,7 @@ def reproduce_table(ctx, name: str, *, data_root=None, device: str = "cpu", n_ev
                                          runs_root=runs_root, n_sources=n_targets, checkpoints=stargan_checkpoints,
                                          data_root=data_root, device=device, results_file=jsonl,
                                          context={**where, "preset": s_preset}, probes=probes, progress=progress,
-                                         steps=steps, batch_size=batch_size, profile=mprof, train=may_train)
+                                         steps=steps, batch_size=batch_size, profile=mprof, may_train=may_train)
             except W.WeightsUnavailable as exc:  # e.g. the FAN (wing.ckpt) the CelebA-HQ setting needs, offline
                 reason = str(exc).splitlines()[0]
                 res["records"]["Stargan-v2"] = [{"metric": m, "status": "unavailable", "values": {}, "reason": reason,

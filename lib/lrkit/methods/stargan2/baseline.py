@@ -32,7 +32,7 @@ RELEASES = {"celebahq256": "stargan2_celeba_hq", "afhq256": "stargan2_afhq"}
 
 
 def baseline_checkpoint(name: str, profile: str, runs_root: str | Path, *, checkpoints: dict | None = None,
-                        train: bool = True,
+                        may_train: bool = True,
                         data_root=None, device: str = "cpu", progress: bool = True, steps: int = 0,
                         batch_size: int = 0) -> tuple[str, str]:
     """``(checkpoint path, how it was obtained)`` for StarGAN v2 paper preset ``name`` under ``profile``; a trained
@@ -55,7 +55,7 @@ def baseline_checkpoint(name: str, profile: str, runs_root: str | Path, *, check
             print(f"StarGAN v2 {name}: official release not available ({exc}); training the preset instead")
         # W.WeightsChecksumError propagates: the notebook stops with the checksum error
     cfg = preset_for_profile(name, profile, steps, batch_size)
-    ckpt = ensure_trained(cfg, runs_root, data_root=data_root, device=device, progress=progress, train=train)
+    ckpt = ensure_trained(cfg, runs_root, data_root=data_root, device=device, progress=progress, train=may_train)
     how = "shipped with lrkit" if is_shipped(ckpt) else "trained here"
     return str(ckpt), f"{how} ({cfg.preset}, {cfg.steps} steps){why}"
 
@@ -92,12 +92,12 @@ def _official_w_hpf(name: str, checkpoint: str) -> float | None:
 
 def load_baseline(name: str, img_size: int, *, profile: str, runs_root: str | Path, checkpoints: dict | None = None,
                   data_root=None, device: str = "cpu", progress: bool = True, steps: int = 0, batch_size: int = 0,
-                  train: bool = True):
+                  may_train: bool = True):
     """``(nets, checkpoint, source)`` of StarGAN v2 paper preset ``name`` at ``img_size`` px under ``profile``
     (``train=False``: a shipped or already trained model only)."""
     ckpt, source = baseline_checkpoint(name, profile, runs_root, checkpoints=checkpoints, data_root=data_root,
                                        device=device, progress=progress, steps=steps, batch_size=batch_size,
-                                       train=train)
+                                       may_train=may_train)
     return _load(ckpt, img_size, _official_w_hpf(name, ckpt), device), ckpt, source
 
 
@@ -105,14 +105,14 @@ def evaluate_baseline(name: str, same_domain: str | None, val: ImageSet, train: 
                       hr_size: int, lr_size: int, dataset: str, profile: str, runs_root: str | Path, n_sources: int,
                       checkpoints: dict | None = None, data_root=None, device: str = "cpu", results_file=None,
                       context: dict | None = None, probes=None, progress: bool = True, steps: int = 0,
-                      batch_size: int = 0, train: bool = True) -> dict:
+                      batch_size: int = 0, may_train: bool = True) -> dict:
     """StarGAN v2 (paper preset ``name``) on the ``val`` images (``hr_size`` px; LR error measured at
     ``lr_size``) against the ``train`` images. ``same_domain``: None = the official cross-domain tasks; a domain
     name = that domain's same-domain task (the I2I-LR paper's Table 3). Returns ``{"records": aggregated,
     "per_task": ..., "checkpoint": path, "source": how obtained, "label": model label, "sets": ...}``."""
     nets, ckpt, source = load_baseline(name, hr_size, profile=profile, runs_root=runs_root, checkpoints=checkpoints,
                                        data_root=data_root, device=device, progress=progress, steps=steps,
-                                       batch_size=batch_size, train=train)
+                                       batch_size=batch_size, may_train=may_train)
     tasks = same_domain_tasks([same_domain]) if same_domain else cross_domain_tasks(val.domain_names)
     sets = reference_guided_sets(nets, val, tasks, n_sources=n_sources, lr_size=lr_size)
     real = real_by_domain(train, dataset, hr_size, data_root)
