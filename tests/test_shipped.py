@@ -71,6 +71,27 @@ def test_a_changed_or_missing_shipped_file_is_an_error_naming_the_fix(trained, m
     assert shipped.find_shipped("i2ilr", "other-0123456789") is None
 
 
+def test_translate_takes_a_shipped_preset_by_name(trained, monkeypatch, capsys):
+    from PIL import Image
+
+    from lrkit import cli
+
+    tmp, ckpt = trained
+    root = tmp / "shipped"
+    monkeypatch.setattr(shipped, "shipped_dir", lambda: root)
+    dst = shipped.ship(ckpt, _name(TINY))
+    assert shipped.resolve_checkpoint(f"shipped:{TINY.preset}", "i2ilr") == dst
+    assert shipped.resolve_checkpoint(str(ckpt), "i2ilr") == ckpt  # a path stays a path
+    with pytest.raises(shipped.ShippedCheckpointError, match=rf"\(shipped: {TINY.preset}\); pass one"):
+        shipped.resolve_checkpoint("shipped:celebahq999", "i2ilr")
+    src, tgt = tmp / "s.png", tmp / "t.png"
+    Image.new("RGB", (TINY.hr_size, TINY.hr_size), (200, 30, 30)).save(src)
+    Image.new("RGB", (TINY.lr_size, TINY.lr_size), (20, 90, 200)).save(tgt)
+    assert cli.main(["translate", "--checkpoint", f"shipped:{TINY.preset}", "--source", str(src), "--target",
+                     str(tgt), "--out", str(tmp / "out")]) == 0
+    assert "shipped with lrkit" in capsys.readouterr().out and (tmp / "out" / "t__s.png").is_file()
+
+
 def test_the_kits_index_lists_files_that_exist_with_their_sha256():
     index = shipped.shipped_index()
     total = 0
@@ -101,3 +122,4 @@ def test_an_evaluating_notebook_never_trains_a_model_that_should_ship(trained, m
     if smoke.eval_models:
         assert model_profile(smoke) == (smoke.eval_models, False)
     assert model_profile(smoke, steps=5) == ("smoke", True) and model_profile(get_profile("cpu")) == ("cpu", True)
+

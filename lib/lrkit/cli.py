@@ -186,7 +186,9 @@ def _translate_i2ilr(args: argparse.Namespace) -> int:
 
     if not args.target:
         raise ValueError("give at least one --target IMG (an LR image or an HR image that is downscaled first)")
-    model = load_i2ilr(args.checkpoint, device=args.device)
+    from lrkit.train.shipped import resolve_checkpoint
+
+    model = load_i2ilr(resolve_checkpoint(args.checkpoint, "i2ilr"), device=args.device)
     cfg = model.config
     sources = load_images(args.source)
     targets = prepare_targets(load_images(args.target), cfg.lr_size)
@@ -220,8 +222,10 @@ def _translate_stargan2(args: argparse.Namespace) -> int:
     if not args.reference or not args.domain:
         raise ValueError("--method stargan2 needs --reference IMG... and --domain D (one domain for all references, "
                          "or one per reference; a name such as 'female' or an index)")
-    nets = load_stargan2(args.checkpoint, device=args.device, img_size=args.img_size, w_hpf=args.w_hpf,
-                         wing=args.wing)
+    from lrkit.train.shipped import resolve_checkpoint
+
+    nets = load_stargan2(resolve_checkpoint(args.checkpoint, "stargan2"), device=args.device, img_size=args.img_size,
+                         w_hpf=args.w_hpf, wing=args.wing)
     sources = load_images_official(args.source, nets.img_size)
     refs = load_images_official(args.reference, nets.img_size)
     S, R = len(sources), len(refs)
@@ -337,8 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("translate", help="translate HR sources with a trained checkpoint (I2I-LR: to LR targets; "
                                           "StarGAN v2: to the style of HR references)")
     tr.add_argument("--method", default="i2ilr", choices=["i2ilr", "stargan2"])
-    tr.add_argument("--checkpoint", required=True, help="an lrkit run's checkpoint; for stargan2 also an official "
-                                                        "*_nets_ema.ckpt as released")
+    tr.add_argument("--checkpoint", required=True, help="an lrkit run's checkpoint, or shipped:PRESET for a "
+                    "model shipped with lrkit (e.g. shipped:celebahq128_cpu); for stargan2 also an official "
+                    "*_nets_ema.ckpt as released")
     tr.add_argument("--source", nargs="+", required=True, help="HR source images (the generator's HR size; stargan2 "
                                                                "resizes them as the official loader does)")
     tr.add_argument("--target", nargs="+", help="i2ilr: LR targets, or HR images (downscaled to the LR size first)")

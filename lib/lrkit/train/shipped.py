@@ -25,7 +25,8 @@ import torch
 from lrkit.fsutil import atomic_open
 from lrkit.train.checkpoint import FORMAT, load_checkpoint
 
-__all__ = ["shipped_dir", "shipped_index", "find_shipped", "is_shipped", "ship", "inference_copy", "ShippedCheckpointError"]
+__all__ = ["shipped_dir", "shipped_index", "find_shipped", "is_shipped", "ship", "inference_copy",
+           "resolve_checkpoint", "ShippedCheckpointError"]
 
 
 class ShippedCheckpointError(ValueError):
@@ -67,6 +68,23 @@ def find_shipped(task: str, model_name: str, root: Path | None = None) -> Path |
             f"shipped checkpoint {path} has sha256 {digest[:16]}..., not the recorded {entry['sha256'][:16]}...: the "
             "file is damaged or was changed; reinstall lrkit (or remove its entry from index.json to train here)")
     return path
+
+
+def resolve_checkpoint(value: str | Path, task: str, root: Path | None = None) -> Path:
+    """A checkpoint argument: a file path as given, or ``shipped:<preset>`` (e.g. ``shipped:celebahq128_cpu``) for
+    the shipped model of that preset, sha256-checked."""
+    text = str(value)
+    if not text.startswith("shipped:"):
+        return Path(value)
+    preset = text[len("shipped:"):]
+    root = root or shipped_dir()
+    names = {k.split("/", 1)[1].rsplit("-", 1)[0]: k.split("/", 1)[1] for k in shipped_index(root)
+             if k.startswith(f"{task}/")}
+    if preset not in names:
+        raise ShippedCheckpointError(
+            f"no {task} model for preset {preset!r} ships with lrkit (shipped: {', '.join(sorted(names)) or 'none'}); "
+            "pass one of those, or a checkpoint file")
+    return find_shipped(task, names[preset], root)
 
 
 def is_shipped(path: str | Path) -> bool:
