@@ -125,11 +125,11 @@ def test_an_evaluating_notebook_never_trains_a_model_that_should_ship(trained, m
 
 
 # The shipped main model (celebahq128_cpu, 32 px, LR 8) on this test's few val images (4 targets x 4 sources,
-# 8-bit outputs). Measured 2026-12-03 on the 2-core CPU: LR error {LR_ERR} grey levels, source dependence {DEP}
+# 8-bit outputs). Measured 2026-12-03 on the 2-core CPU: LR error 0.054 grey levels (all 16 within 2), source dependence 0.31
 # (the failure the cpu profile was built to fix - outputs of one target the same whatever the source - measured
 # 0.04 in the issue and 0.03-0.12 in the study's LR-difference-D arms).
-SHIPPED_LR_ERROR_MAX = None  # grey levels
-SHIPPED_SOURCE_DEPENDENCE_MIN = None  # output variation across sources / the sources' own variation
+SHIPPED_LR_ERROR_MAX = 0.5  # grey levels: the 8-bit rounding only (the issue's target is 1)
+SHIPPED_SOURCE_DEPENDENCE_MIN = 0.2  # output variation across sources / the sources' own variation
 
 
 def test_the_shipped_cpu_i2ilr_model_fits_its_targets_and_keeps_its_source(tmp_path):
