@@ -221,11 +221,11 @@ CPU_WIDTHS = dict(g_base=16, g_max=64, d_base=16, d_max=64)  # G 0.26 M params a
 # only the image to judge.
 CPU_PROJECTION = "bounded"
 CPU_EMA = 0.99  # a ~100-step horizon: the paper's 0.999 averages over more steps than the whole run has
-# Steps: the whole cpu batch (9 I2I-LR + 3 StarGAN v2 models) trains in about 75 min on the 2-core CI machine, two
-# models at a time, one thread each (measured 2026-12-03: 0.42 s/step at 32 px, 1.44 s/step at 64 px alone; ~20 %
-# more with two running). The main model (Fig. 5, Table 1 @128, the shipped test) gets the most steps.
-CPU_STEPS = {"celebahq128": 2000}  # paper preset -> steps; ~17 min
-CPU_STEPS_32, CPU_STEPS_64 = 1000, 400  # the other 32 px models (AFHQ, ~8 min each) and the 64 px ones (~11 min)
+# Steps: the whole cpu batch (9 I2I-LR + 3 StarGAN v2 models) trained in 66 min on the 2-core CI machine, two
+# models at a time, one thread each (2026-12-03; 0.42 s/step at 32 px, 1.44 s/step at 64 px alone, ~0.6 s/step at
+# 32 px with two running). The main model (Fig. 5, Table 1 @128, the shipped test) gets the most steps.
+CPU_STEPS = {"celebahq128": 2000}  # paper preset -> steps; 19 min measured
+CPU_STEPS_32, CPU_STEPS_64 = 1000, 400  # the other 32 px models (AFHQ, 8.5 min each) and the 64 px ones (7-9 min)
 
 
 def _cpu(cfg: I2ILRConfig, common: dict) -> I2ILRConfig:

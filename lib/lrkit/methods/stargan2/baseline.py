@@ -94,7 +94,7 @@ def load_baseline(name: str, img_size: int, *, profile: str, runs_root: str | Pa
                   data_root=None, device: str = "cpu", progress: bool = True, steps: int = 0, batch_size: int = 0,
                   may_train: bool = True):
     """``(nets, checkpoint, source)`` of StarGAN v2 paper preset ``name`` at ``img_size`` px under ``profile``
-    (``train=False``: a shipped or already trained model only)."""
+    (``may_train=False``: a shipped or already trained model only)."""
     ckpt, source = baseline_checkpoint(name, profile, runs_root, checkpoints=checkpoints, data_root=data_root,
                                        device=device, progress=progress, steps=steps, batch_size=batch_size,
                                        may_train=may_train)

@@ -153,8 +153,8 @@ def _synth(cfg: Stargan2Config, suffix: str) -> Stargan2Config:
                                    checkpoint_every=30, sample_every=30)
     if suffix == "cpu":
         # The I2I-LR cpu presets' budget and data (its baseline at the same size, 1,000 train images, EMA 0.99):
-        # a quarter of the size, width 16 capped at 64, ds_iter = steps as above. Steps fit the cpu batch's ~75 min
-        # (0.77 s/step at 32 px on one thread, 2026-12-03; 64 px ~4x): ~13 min (32 px), ~15 min (64 px).
+        # a quarter of the size, width 16 capped at 64, ds_iter = steps as above. Steps fit the cpu batch (66 min
+        # on 2 cores, 2026-12-03; 0.77 s/step at 32 px alone): 13-15 min each at 32 px, 12.5 min at 64 px.
         steps = 1000 if cfg.img_size <= 128 else 300
         return dataclasses.replace(cfg, **common, img_size=cfg.img_size // 4, max_conv_dim=64, base_dim=16,
                                    synth_n_train=1000, synth_n_val=200, steps=steps, ds_iter=steps, ema_beta=0.99,
