@@ -87,6 +87,22 @@ def test_mapping_network_uses_the_domain_head():
         m(z, torch.tensor([0, 1, 2, 3]))
 
 
+def test_mapping_network_width_follows_the_config():
+    from lrkit.methods.stargan2.config import get_preset
+    from lrkit.methods.stargan2.task import build_nets
+
+    narrow = MappingNetwork(LATENT, STYLE, num_domains=2, hidden=32)
+    assert narrow.shared[0].out_features == 32
+    assert narrow(torch.randn(3, LATENT), torch.tensor([0, 1, 1])).shape == (3, STYLE)
+    # The paper and smoke presets keep the official 512-wide F; the cpu presets' narrower F is what lets them ship.
+    assert build_nets(get_preset("celebahq128"))["F"].shared[0].out_features == 512
+    assert build_nets(get_preset("celebahq128_smoke"))["F"].shared[0].out_features == 512
+    f_cpu = build_nets(get_preset("celebahq128_cpu"))["F"]
+    assert f_cpu.shared[0].out_features == 128 and sum(p.numel() for p in f_cpu.parameters()) < 200_000
+    with pytest.raises(ValueError, match="hidden must be a positive int"):
+        MappingNetwork(LATENT, STYLE, 2, hidden=0)
+
+
 def test_style_encoder_and_discriminator_pick_the_domain_output():
     torch.manual_seed(0)
     e = StyleEncoder(S, STYLE, 3, MAXC)

@@ -53,6 +53,7 @@ class Stargan2Config(ConfigIO):
     latent_dim: int = 16
     style_dim: int = 64
     max_conv_dim: int = 512
+    mapping_hidden: int = 512  # F's hidden width (official 512: 2.4 M params, 9.6 MB, most of a 32 px model's file)
     base_dim: int | None = None  # width at full resolution; None: 2**14 // img_size (official). Tiny models only
     w_hpf: float = 1.0  # high-pass path weight (CelebA-HQ 1, AFHQ 0); > 0 needs the FAN landmark network
     lambda_reg: float = 1.0  # R1 weight: lambda_reg * 0.5 * E ||grad||^2
@@ -87,8 +88,8 @@ class Stargan2Config(ConfigIO):
             if isinstance(self.domains, str) or len(self.domains) < 2 or len(set(self.domains)) != len(self.domains):
                 raise ValueError(f"{name}.domains must be None (all) or at least 2 distinct domain names (StarGAN v2 "
                                  f"translates between domains), got {self.domains!r}")
-        ints = {"img_size": 32, "latent_dim": 1, "style_dim": 1, "max_conv_dim": 1, "ds_iter": 1, "batch_size": 1,
-                "steps": 1, "checkpoint_every": 1, "sample_every": 0, "synth_n_train": 0, "synth_n_val": 0}
+        ints = {"img_size": 32, "latent_dim": 1, "style_dim": 1, "max_conv_dim": 1, "mapping_hidden": 1, "ds_iter": 1,
+                "batch_size": 1, "steps": 1, "checkpoint_every": 1, "sample_every": 0, "synth_n_train": 0, "synth_n_val": 0}
         for field, low in ints.items():
             v = getattr(self, field)
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
@@ -155,8 +156,11 @@ def _synth(cfg: Stargan2Config, suffix: str) -> Stargan2Config:
         # The I2I-LR cpu presets' budget and data (its baseline at the same size, 1,000 train images, EMA 0.99):
         # a quarter of the size, width 16 capped at 64, ds_iter = steps as above. Steps fit the cpu batch (66 min
         # on 2 cores, 2026-12-03; 0.77 s/step at 32 px alone): 13-15 min each at 32 px, 12.5 min at 64 px.
+        # F 128 wide (official 512): the 512-wide F alone is 9.6 MB, so the three cpu models (11-14 MB each) could not
+        # ship under 25 MB; a 16-d z for 2-3 domains needs no 512-wide MLP at 32 px (F trains at f_lr, 100x slower).
         steps = 1000 if cfg.img_size <= 128 else 300
         return dataclasses.replace(cfg, **common, img_size=cfg.img_size // 4, max_conv_dim=64, base_dim=16,
+                                   mapping_hidden=128,
                                    synth_n_train=1000, synth_n_val=200, steps=steps, ds_iter=steps, ema_beta=0.99,
                                    checkpoint_every=steps // 6, sample_every=steps // 6)
     steps = 6000 if cfg.img_size <= 128 else 3000

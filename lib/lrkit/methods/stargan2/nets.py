@@ -54,7 +54,8 @@ import torch.nn.functional as F
 
 # Spatial sizes (absolute, as in the official generator) at which the high-pass skip connections are made.
 HPF_SIZES = (32, 64, 128)
-# The official mapping network's hidden width (fixed, independent of any flag).
+# The official mapping network's hidden width (fixed in the official code; a parameter here only so the kit's small
+# CPU presets can ship their models, see Stargan2Config.mapping_hidden).
 MAPPING_HIDDEN = 512
 
 
@@ -302,12 +303,13 @@ class Stargan2Generator(nn.Module):
 class MappingNetwork(nn.Module):
     """F(z [B, latent_dim], y [B]) -> style [B, style_dim] from the head of each sample's domain."""
 
-    def __init__(self, latent_dim: int = 16, style_dim: int = 64, num_domains: int = 2) -> None:
+    def __init__(self, latent_dim: int = 16, style_dim: int = 64, num_domains: int = 2,
+                 hidden: int = MAPPING_HIDDEN) -> None:
         super().__init__()
-        _check_positive(latent_dim=latent_dim, style_dim=style_dim, num_domains=num_domains)
+        _check_positive(latent_dim=latent_dim, style_dim=style_dim, num_domains=num_domains, hidden=hidden)
         self.latent_dim = latent_dim
         self.num_domains = num_domains
-        hid = MAPPING_HIDDEN
+        hid = hidden
         shared: list[nn.Module] = [nn.Linear(latent_dim, hid), nn.ReLU()]
         for _ in range(3):
             shared += [nn.Linear(hid, hid), nn.ReLU()]
@@ -322,7 +324,7 @@ class MappingNetwork(nn.Module):
             raise ValueError(f"z must be [B, {self.latent_dim}], got "
                              f"{tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__}")
         _check_labels(y, z.shape[0], self.num_domains)
-        h = self.shared(z)  # [B, 512]
+        h = self.shared(z)  # [B, hidden]
         # All heads run (cheap, and batch-friendly); each sample keeps its own domain's style.
         return _pick_domain(torch.stack([head(h) for head in self.unshared], dim=1), y)  # [B, D, style] -> [B, style]
 

@@ -94,7 +94,7 @@ def build_nets(cfg: Stargan2Config) -> dict[str, torch.nn.Module]:
     width = {} if cfg.base_dim is None else {"base_dim": cfg.base_dim}
     return {
         "G": Stargan2Generator(cfg.img_size, cfg.style_dim, cfg.max_conv_dim, cfg.w_hpf, **width),
-        "F": MappingNetwork(cfg.latent_dim, cfg.style_dim, n),
+        "F": MappingNetwork(cfg.latent_dim, cfg.style_dim, n, hidden=cfg.mapping_hidden),
         "E": StyleEncoder(cfg.img_size, cfg.style_dim, n, cfg.max_conv_dim, **width),
         "D": Stargan2Discriminator(cfg.img_size, n, cfg.max_conv_dim, **width),
     }
