@@ -306,13 +306,14 @@ def test_crash_keeps_last_checkpoint_and_resume_drops_later_records(reference, t
 
 def test_keyboard_interrupt_writes_checkpoint_then_resumes_identically(reference, tmp_path):
     _, ref_params, ref_losses, _ = reference
+    before = signal.getsignal(signal.SIGINT)  # default_int_handler, or SIG_IGN under a shell's background job
     with pytest.raises(KeyboardInterrupt):  # raised inside step index 9, before it changes anything
         train(ToyTask(interrupt_at=9), tmp_path, LOOP, progress=False)
     assert load_checkpoint(tmp_path / "checkpoints" / "latest.pt")["step"] == 9
     with pytest.raises(KeyboardInterrupt):  # a real SIGINT during step index 12: the step finishes first
         train(ToyTask(sigint_at=12), tmp_path, LOOP, resume=True, progress=False)
     assert load_checkpoint(tmp_path / "checkpoints" / "latest.pt")["step"] == 13
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    assert signal.getsignal(signal.SIGINT) is before  # the caller's handler restored
     task = ToyTask()
     train(task, tmp_path, LOOP, resume=True, progress=False)
     assert all(torch.equal(v, ref_params[k]) for k, v in _params(task).items())

@@ -51,7 +51,7 @@ PROFILES: dict[str, Profile] = {
             minutes_per_notebook=5.0,
             # A few hundred CPU steps give noise; the tables and figures evaluate the shipped cpu models instead
             # (train_i2ilr and a miniature's -p steps=N still train the smoke presets here).
-            eval_models="",  # "cpu" once the cpu models ship
+            eval_models="cpu",
         ),
         Profile(
             name="cpu",
