@@ -118,6 +118,8 @@ def test_an_evaluating_notebook_never_trains_a_model_that_should_ship(trained, m
     assert ensure_trained(TINY, tmp / "runs", progress=False, train=False) == ckpt  # finished in the cache
     dst = shipped.ship(ckpt, _name(TINY))
     assert ensure_trained(TINY, tmp / "fresh", progress=False, train=False) == dst
+    # A training notebook never takes the shipped copy (it has no losses): the cache's run, or trained here.
+    assert ensure_trained(TINY, tmp / "runs", progress=False, use_shipped=False) == ckpt
     smoke = get_profile("smoke")
     assert model_profile(smoke) == ("cpu", False)  # the smoke tables and figures evaluate the shipped cpu models
     assert model_profile(smoke, steps=5) == ("smoke", True) and model_profile(get_profile("cpu")) == ("cpu", True)

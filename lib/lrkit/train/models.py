@@ -56,12 +56,13 @@ def _set_aside_unfinished_start(run_dir: Path) -> None:
 
 def ensure_model(cfg, runs_root: str | Path, *, task: str, train_fn: Callable, data_fingerprint: str,
                  data_root: str | None = None, device: str = "cpu", progress: bool = True,
-                 train: bool = True) -> Path:
+                 train: bool = True, use_shipped: bool = True) -> Path:
     """The checkpoint of ``cfg`` trained to ``cfg.steps`` on the data whose fingerprint is given: shipped, reused,
     resumed or trained with ``train_fn(cfg, run_dir, data_root=, device=, resume=, progress=)``. ``train=False``:
-    only a shipped or finished one (else :class:`ModelNotShipped`)."""
+    only a shipped or finished one (else :class:`ModelNotShipped`). ``use_shipped=False``: never the shipped copy
+    (a training notebook shows the run's losses, which a shipped inference copy does not carry)."""
     run_dir = model_dir(cfg, runs_root, task=task, data_fingerprint=data_fingerprint)
-    if os.environ.get("LRKIT_IGNORE_SHIPPED", "") in ("", "0"):
+    if use_shipped and os.environ.get("LRKIT_IGNORE_SHIPPED", "") in ("", "0"):
         shipped = find_shipped(task, run_dir.name)  # the same config and data, trained and shipped with the kit
         if shipped is not None:
             return shipped

@@ -152,7 +152,9 @@ def training_report(ctx, preset: str, *, steps: int = 0, batch_size: int = 0, da
     from lrkit import viz
 
     cfg = preset_for_profile(preset, ctx.profile.name, steps, batch_size)
-    ckpt = ensure_trained(cfg, Path(ctx.run_dir).parent, data_root=data_root, device=device, progress=progress)
+    # Never the shipped copy: this notebook shows the training run itself (its losses live in the model cache).
+    ckpt = ensure_trained(cfg, Path(ctx.run_dir).parent, data_root=data_root, device=device, progress=progress,
+                          use_shipped=False)
     fig = viz.loss_curves(ckpt.parent.parent / "losses.jsonl", title=f"I2I-LR {cfg.preset} training losses")
     ctx.save_figure(fig, f"i2ilr_train_{cfg.preset}_losses", title=f"I2I-LR {cfg.preset}: training losses",
                     dataset=cfg.dataset, weights=str(ckpt), device=device)

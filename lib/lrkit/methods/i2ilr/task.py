@@ -220,9 +220,10 @@ def train_i2ilr(cfg: I2ILRConfig, run_dir: str | Path, *, data_root: str | None 
 
 
 def ensure_trained(cfg: I2ILRConfig, runs_root: str | Path, *, data_root=None, device: str = "cpu",
-                   progress: bool = True, train: bool = True) -> Path:
-    """``cfg``'s checkpoint from the model cache (``lrkit.train.models``): reused, resumed or trained here, keyed
-    on the config and the training data's fingerprint."""
+                   progress: bool = True, train: bool = True, use_shipped: bool = True) -> Path:
+    """``cfg``'s checkpoint from the model cache (``lrkit.train.models``): shipped, reused, resumed or trained here,
+    keyed on the config and the training data's fingerprint."""
     fp = open_training_set(cfg, data_root).fingerprint
     return ensure_model(cfg, runs_root, task=I2ILRTask.name, train_fn=train_i2ilr, data_fingerprint=fp,
-                        data_root=data_root, device=device, progress=progress, train=train)
+                        data_root=data_root, device=device, progress=progress, train=train,
+                        use_shipped=use_shipped)
