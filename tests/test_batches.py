@@ -87,7 +87,8 @@ def test_whole_smoke_batch(tmp_path, batch_env):
             if e["kind"] == "model" and e["preset"] == "celebahq128_cpu"}
     assert {"fig5_grid", "fig6_vs_stargan", "table1_celebahq_fid_lpips"} <= {nb for nb, _ in used}
     assert len({c for _, c in used}) == 1 and shipped.is_shipped(next(iter(used))[1])
-    assert "shipped with lrkit" in (tables / "table1_celebahq_fid_lpips.md").read_text()
+    t1_md = (tables / "table1_celebahq_fid_lpips.md").read_text()
+    assert "shipped with lrkit" in t1_md and "synthfaces-faces-first200-train@" in t1_md  # the capped real set, named
     assert float(t1.loc[("Ours", "LR error (grey levels)@128"), "reproduced"]) < 1  # a working model, not noise
 
 

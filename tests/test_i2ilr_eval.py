@@ -199,3 +199,21 @@ def test_a_cell_is_reproduced_only_on_the_papers_data_and_protocol():
     assert why == ["2 training steps instead of the preset's", "4 of 2000 val targets"]
     assert _not_reproduction(paper, "paper", 0, 2, 2000, 2000, given=False) == ["batch 2 instead of the preset's"]
     assert "synthfaces, not the paper's dataset" in _not_reproduction(TINY, "smoke", 0, 0, 16, 24, given=False)
+
+
+def test_first_images_caps_the_real_set_under_its_own_name():
+    """Profile.eval_real: the set metrics' real set is the first N training images, labelled so (never passed off
+    as the whole training set); domains stay balanced and factors stay aligned with the images."""
+    from lrkit.data.training_sets import first_images
+    from lrkit.methods.i2ilr.config import get_preset
+    from lrkit.profiles import get_profile
+
+    full = open_training_set(get_preset("celebahq128_cpu"))
+    sub = first_images(full, 200)
+    assert len(sub) == 200 and sub.name.endswith("-first200") and sub.fingerprint != full.fingerprint
+    np.testing.assert_array_equal(sub.pool.images, full.pool.images[:200])
+    np.testing.assert_array_equal(sub.domain, full.domain[:200])
+    assert abs(int((sub.domain == 0).sum()) - 100) <= 1
+    assert all(np.array_equal(v, full.factors[k][:200]) for k, v in sub.factors.items())
+    assert first_images(full, 0) is full and first_images(full, 5000) is full
+    assert get_profile("smoke").eval_real == 200 and get_profile("paper").eval_real == 0

@@ -31,6 +31,9 @@ class Profile:
     # The profile whose presets the notebooks that only evaluate (tables, figures) use, "" = this one's; those
     # models must ship with the kit (lrkit.train.shipped): such a notebook never trains them.
     eval_models: str = ""
+    # Real images per set metric (FD, PRDC): the first N of the training set, 0 = all of it (the papers'). The
+    # features of 1,000 real images cost ~2.5 min per protocol on one core, for 40 fakes in a smoke table.
+    eval_real: int = 0
 
 
 PROFILES: dict[str, Profile] = {
@@ -52,6 +55,7 @@ PROFILES: dict[str, Profile] = {
             # A few hundred CPU steps give noise; the tables and figures evaluate the shipped cpu models instead
             # (train_i2ilr and a miniature's -p steps=N still train the smoke presets here).
             eval_models="cpu",
+            eval_real=200,  # of the cpu models' 1,000 train images: the batch's minutes (40 fakes per setting)
         ),
         Profile(
             name="cpu",

@@ -24,7 +24,7 @@ from lrkit.data.folders import ImageFolderDataset, detect_layout
 from lrkit.data.roots import REAL_DATASETS, dataset_folder
 from lrkit.data.pools import ArrayPool, DatasetPool, ImagePool
 
-__all__ = ["ImageSet", "open_images", "REAL_DATASETS"]
+__all__ = ["ImageSet", "open_images", "first_images", "REAL_DATASETS"]
 
 
 @dataclass
@@ -44,6 +44,18 @@ class ImageSet:
 
     def __len__(self) -> int:
         return len(self.pool)
+
+
+def first_images(images: ImageSet, n: int) -> ImageSet:
+    """The first ``n`` images of an in-memory set (synthfaces: domains stay balanced, they alternate per block) as
+    their own set, named so in every label (``<name>-first<n>``); ``n`` 0 or >= its size: the set itself. A set
+    read from disk is returned whole (its folder is the metric caches' key)."""
+    if not n or n >= len(images) or not isinstance(images.pool, ArrayPool):
+        return images
+    return ImageSet(ArrayPool(images.pool.images[:n]), f"{images.name}-first{n}", images.split,
+                    hashlib.sha256(f"{images.fingerprint}:first{n}".encode()).hexdigest(),
+                    None if images.factors is None else {k: v[:n] for k, v in images.factors.items()},
+                    images.variant, images.domain_names, None if images.domain is None else images.domain[:n])
 
 
 def _synth(variant: str, split: str, n: int, size: int, seed: int, domains) -> ImageSet:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lrkit.data.training_sets import ImageSet
+from lrkit.data.training_sets import ImageSet, first_images
 from lrkit.evaluation.translations import bicubic_baseline, pool_images, score, translate_eval_set
 from lrkit.methods.i2ilr.config import I2ILRConfig
 from lrkit.methods.i2ilr.inference import load_i2ilr, translate
@@ -26,16 +26,17 @@ def offline_metrics(cfg: I2ILRConfig) -> list[str]:
 def evaluate_preset(cfg: I2ILRConfig, checkpoint: str | Path, metrics: list[str], *, n_targets: int,
                     n_per_target: int = 10, data_root=None, device: str = "cpu",
                     results_file=None, context: dict | None = None, probes=None, baseline: bool = True,
-                    expect: dict | None = None) -> dict:
+                    expect: dict | None = None, n_real: int = 0) -> dict:
     """Translate the protocol's pairs with the checkpoint's G_ema (and the bicubic baseline) and score them.
 
     Returns ``{"records": {method: [records]}, "sets": {method: TranslationSet}, "train": ImageSet,
-    "val": ImageSet, "model": LoadedGenerator}``. Small synthetic sets are smaller than the feature dimensions,
+    "val": ImageSet, "model": LoadedGenerator}``; ``n_real`` > 0: the set metrics' real set (and the returned
+    "train") is the training set's first ``n_real`` images (``first_images``, labelled so). Small synthetic sets are smaller than the feature dimensions,
     so Fréchet distances are computed with ``allow_singular`` there (and flagged in their records).
     """
     model = load_i2ilr(checkpoint, device=device,
                        expect=expect or {"hr_size": cfg.hr_size, "lr_size": cfg.lr_size})
-    train_set: ImageSet = open_training_set(cfg, data_root)
+    train_set: ImageSet = first_images(open_training_set(cfg, data_root), n_real)
     val: ImageSet = open_val_set(cfg, data_root)
     if len(val) < n_per_target + 1:
         raise ValueError(f"the val set has {len(val)} images: too few for {n_per_target} sources per target "
