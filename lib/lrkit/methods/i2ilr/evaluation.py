@@ -31,8 +31,9 @@ def evaluate_preset(cfg: I2ILRConfig, checkpoint: str | Path, metrics: list[str]
 
     Returns ``{"records": {method: [records]}, "sets": {method: TranslationSet}, "train": ImageSet,
     "val": ImageSet, "model": LoadedGenerator}``; ``n_real`` > 0: the set metrics' real set (and the returned
-    "train") is the training set's first ``n_real`` images (``first_images``, labelled so). Small synthetic sets are smaller than the feature dimensions,
-    so Fréchet distances are computed with ``allow_singular`` there (and flagged in their records).
+    "train") is the training set's first ``n_real`` images (``first_images``, labelled so). Small synthetic sets
+    are smaller than the feature dimensions, so Fréchet distances are computed with ``allow_singular`` there (and
+    flagged in their records).
     """
     model = load_i2ilr(checkpoint, device=device,
                        expect=expect or {"hr_size": cfg.hr_size, "lr_size": cfg.lr_size})

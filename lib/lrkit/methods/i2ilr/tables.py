@@ -156,8 +156,7 @@ def reproduce_table(ctx, name: str, *, data_root=None, device: str = "cpu", n_ev
                   if "synthfaces_factors" in mets and probe_size else None)
         where = {"run_id": ctx.run_id, "notebook": ctx.notebook, "setting": suffix}
         res = evaluate_preset(cfg, ckpt, mets, n_targets=n_targets, n_per_target=n_per_target, n_real=prof.eval_real,
-                              data_root=data_root,
-                              device=device, results_file=jsonl, context=where, probes=probes)
+                              data_root=data_root, device=device, results_file=jsonl, context=where, probes=probes)
         if suffix in stargan:
             s_preset, same = stargan[suffix]
             try:

@@ -89,7 +89,8 @@ class Stargan2Config(ConfigIO):
                 raise ValueError(f"{name}.domains must be None (all) or at least 2 distinct domain names (StarGAN v2 "
                                  f"translates between domains), got {self.domains!r}")
         ints = {"img_size": 32, "latent_dim": 1, "style_dim": 1, "max_conv_dim": 1, "mapping_hidden": 1, "ds_iter": 1,
-                "batch_size": 1, "steps": 1, "checkpoint_every": 1, "sample_every": 0, "synth_n_train": 0, "synth_n_val": 0}
+                "batch_size": 1, "steps": 1, "checkpoint_every": 1, "sample_every": 0, "synth_n_train": 0,
+                "synth_n_val": 0}
         for field, low in ints.items():
             v = getattr(self, field)
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
