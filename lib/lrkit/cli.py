@@ -167,6 +167,23 @@ def _cmd_train_stargan2(args: argparse.Namespace) -> int:
     return _train(args, "stargan2", get_preset, train_stargan2, wing_path=args.wing)
 
 
+def _cmd_pulse(args: argparse.Namespace) -> int:
+    from lrkit.methods.pulse.config import PulseConfig
+    from lrkit.methods.pulse.outputs import load_generator, read_lr_images, summary_line, write_outputs
+    from lrkit.methods.pulse.pulse import run_pulse
+
+    cfg = PulseConfig(steps=args.steps, eps=args.eps, duplicates=args.duplicates, seed=args.seed,
+                      downscale=args.downscale, output=args.output, chunk=args.chunk, stop_at_eps=args.stop_at_eps)
+    lr_images, stems = read_lr_images(args.lr)
+    gen, record = load_generator(args.generator, args.device, synthesis=args.synthesis, mapping=args.mapping,
+                                 gaussian_fit=args.gaussian_fit)
+    result = run_pulse(gen, lr_images, cfg, device=args.device)
+    records = write_outputs(result, lr_images, stems, args.out, cfg, record)
+    print(summary_line(records))
+    print(f"outputs and results.jsonl in {args.out}")
+    return 0
+
+
 def _cmd_translate(args: argparse.Namespace) -> int:
     if args.method == "stargan2":
         return _translate_stargan2(args)
@@ -359,6 +376,28 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", required=True, help="folder for <target or reference>__<source>.png and grid.png")
     tr.add_argument("--device", default="cpu")
     tr.set_defaults(func=_cmd_translate)
+
+    pu = sub.add_parser("pulse", help="PULSE: search a face generator for HR images that downscale to LR images")
+    pu.add_argument("--generator", required=True, help="stylegan1_ffhq (PULSE's weights) or progan:CKPT (a "
+                                                       "checkpoint of 'lrkit train progan')")
+    pu.add_argument("--lr", nargs="+", required=True, help="LR images (square, one size dividing the generator's)")
+    pu.add_argument("--out", required=True, help="folder for <lr>_<k>.png, <lr>_<k>_lr.png and results.jsonl")
+    pu.add_argument("--steps", type=int, default=100)
+    pu.add_argument("--eps", type=float, default=2e-3, help="success: L2 (MSE in [0, 1] units) <= eps")
+    pu.add_argument("--duplicates", type=int, default=1, help="outputs per LR image, each from its own seed")
+    pu.add_argument("--seed", type=int, default=0)
+    pu.add_argument("--downscale", choices=["bicubic", "avgpool"], default="bicubic",
+                    help="bicubic: PULSE's filter; avgpool: the I2I-LR data's operator")
+    pu.add_argument("--output", choices=["last", "best"], default="last",
+                    help="last: the last step's image (PULSE's); best: the lowest L2 over the steps")
+    pu.add_argument("--stop-at-eps", action="store_true", help="stop each output once within eps")
+    pu.add_argument("--chunk", type=int, default=16, help="outputs per forward pass (memory)")
+    pu.add_argument("--synthesis", help="stylegan1_ffhq: a synthesis.pt to use (default: the registered file)")
+    pu.add_argument("--mapping", help="stylegan1_ffhq: a mapping.pt to use (default: the registered file)")
+    pu.add_argument("--gaussian-fit", help="stylegan1_ffhq: PULSE's gaussian_fit.pt (default: fit from the "
+                                           "mapping network, cached)")
+    pu.add_argument("--device", default="cpu")
+    pu.set_defaults(func=_cmd_pulse)
 
     w = sub.add_parser("weights", help="pretrained weight files: status, fetch (online), path")
     w.add_argument("action", choices=["status", "fetch", "path"])

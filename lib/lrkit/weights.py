@@ -138,6 +138,27 @@ WEIGHTS: dict[str, WeightSpec] = {
             "https://www.dropbox.com/s/tjxpypwpt38926e/wing.ckpt?dl=1", None, "", ("stargan2",),
             "StarGAN v2's FAN ('wing') landmark network for the CelebA-HQ high-pass masks",
         ),
+        # PULSE's StyleGAN-1 FFHQ 1024 state_dicts (its PULSE.py downloads them from Google Drive by id; no digest
+        # is published). The usercontent URL with confirm=t skips Drive's "cannot scan for viruses" page.
+        WeightSpec(
+            "stylegan1_ffhq_synthesis", "pulse_stylegan1_ffhq_synthesis.pt",
+            "https://drive.usercontent.google.com/download?id=1TCViX1YpQyRsklTVYEJwdbmK91vklCo8&export=download"
+            "&confirm=t", None, "", ("pulse",),
+            "StyleGAN-1 FFHQ 1024 synthesis network as PULSE ships it (state_dict of its G_synthesis)",
+        ),
+        WeightSpec(
+            "stylegan1_ffhq_mapping", "pulse_stylegan1_ffhq_mapping.pt",
+            "https://drive.usercontent.google.com/download?id=14R6iHGf5iuVx3DMNsACAl7eBr7Vdpd0k&export=download"
+            "&confirm=t", None, "", ("pulse",),
+            "StyleGAN-1 FFHQ mapping network as PULSE ships it (state_dict of its G_mapping; for PULSE's prior fit)",
+        ),
+        WeightSpec(
+            "pulse_gaussian_fit", "pulse_gaussian_fit.pt",
+            "https://raw.githubusercontent.com/adamian98/pulse/40cacb97df28081e0edf8440a8c3f7c4e6205732/gaussian_fit.pt",
+            "6c638855d24ea56d40512cc6d8e7a6cac4c3db6fec232a0bf58e0f78d6336d16", "6c638855", ("pulse",),
+            "PULSE's prior statistics (mean, std of LeakyReLU(5)(mapping(z)), 10^6 samples on CUDA) from its repository "
+            "(digest computed here from the repository's file; PULSE publishes none)",
+        ),
     )
 }
 
