@@ -199,3 +199,36 @@ def test_success_is_decided_per_image_in_a_batch():
     targets = torch.cat([_targets(gen, 3), torch.full((1, 3, 4, 4), 3.0)])  # the last is outside tanh's range
     res = run_pulse(gen, targets, PulseConfig(**FAST))
     assert res.within_eps[:, 0].tolist() == [True, True, True, False]
+
+
+def test_cli_train_progan_then_pulse_end_to_end(tmp_path, capsys):
+    from lrkit.cli import main
+    from lrkit.data.ops import make_lr, to_uint8
+    from lrkit.methods.progan.config import get_preset
+
+    run = tmp_path / "progan"
+    assert main(["train", "progan", "--preset", "sr_nam64_smoke", "--run-dir", str(run), "--device", "cpu",
+                 "--no-progress"]) == 0
+    ckpt = run / "checkpoints" / "latest.pt"
+    assert ckpt.is_file()
+    lr = make_lr(torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1, 8)
+    files = []
+    for i, img in enumerate(lr):
+        files.append(str(tmp_path / f"face{i}.png"))
+        Image.fromarray(to_uint8(img)).save(files[-1])
+    out = tmp_path / "out"
+    assert main(["pulse", "--generator", f"progan:{ckpt}", "--lr", *files, "--out", str(out), "--steps", "12",
+                 "--duplicates", "2", "--downscale", "avgpool", "--seed", "3"]) == 0
+    lines = [json.loads(s) for s in (out / "results.jsonl").read_text().splitlines()]
+    assert [(r["lr_input"], r["duplicate"]) for r in lines] == [("face0", 0), ("face0", 1), ("face1", 0),
+                                                                 ("face1", 1)]
+    assert all(r["steps"] == 12 and r["weights"]["generator"] == "progan" and r["seconds"] > 0 for r in lines)
+    for r in lines:
+        with Image.open(out / r["file"]) as im:
+            assert im.size == (64, 64)
+        if not r["success"]:  # a random-noise target is far from a 28-step ProGAN: the best image is kept too
+            assert (out / r["file"].replace(".png", "_best.png")).is_file()
+    assert "outputs within eps" in capsys.readouterr().out
+    assert get_preset("sr_nam64_smoke").steps > 0
+    rc = main(["train", "progan", "--preset", "sr_nam64_smoke", "--steps", "5", "--run-dir", str(tmp_path / "x")])
+    assert rc == 2 and "derive" in capsys.readouterr().err

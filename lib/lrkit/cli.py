@@ -167,6 +167,23 @@ def _cmd_train_stargan2(args: argparse.Namespace) -> int:
     return _train(args, "stargan2", get_preset, train_stargan2, wing_path=args.wing)
 
 
+def _cmd_train_progan(args: argparse.Namespace) -> int:
+    from lrkit.methods.progan.config import get_preset, with_n_images
+    from lrkit.methods.progan.task import open_training_set, train_progan
+
+    if args.steps is not None:
+        raise ValueError("ProGAN's steps derive from its per-stage epochs and batches (lrkit.methods.progan.config); "
+                         "choose a preset (e.g. sr_nam64_smoke) instead of --steps")
+
+    def preset(name):
+        cfg = get_preset(name)
+        if cfg.dataset != "synthfaces":  # plan the schedule for the folder actually given
+            cfg = with_n_images(cfg, len(open_training_set(cfg, args.data_root)))
+        return cfg
+
+    return _train(args, "progan", preset, train_progan)
+
+
 def _cmd_pulse(args: argparse.Namespace) -> int:
     from lrkit.methods.pulse.config import PulseConfig
     from lrkit.methods.pulse.outputs import load_generator, read_lr_images, summary_line, write_outputs
@@ -339,7 +356,10 @@ def build_parser() -> argparse.ArgumentParser:
              _cmd_train_i2ilr),
             ("stargan2", ("StarGAN v2 baseline (presets: lrkit.methods.stargan2.config)",
                           "e.g. celebahq256, afhq128, celebahq128_smoke", "celebahq*, afhq*"),
-             _cmd_train_stargan2)):
+             _cmd_train_stargan2),
+            ("progan", ("ProGAN, SR-NAM's face generator (presets: lrkit.methods.progan.config)",
+                        "e.g. sr_nam64 (a 64 px face folder), sr_nam64_cpu, sr_nam64_smoke", "sr_nam64"),
+             _cmd_train_progan)):
         tp = tsub.add_parser(method, help=helps[0])
         tp.add_argument("--preset", required=True, help=helps[1])
         tp.add_argument("--steps", type=int, help="train up to this many steps (default: the preset's)")

@@ -41,7 +41,7 @@ def load_generator(spec: str, device: str = "cpu", *, synthesis: str | None = No
                    gaussian_fit: str | None = None) -> tuple[object, dict]:
     """(latent generator, JSON-able record of which weights) for a ``--generator`` value."""
     if spec.startswith("progan:"):
-        from lrkit.methods.progan.nets import load_progan
+        from lrkit.methods.progan.latent import load_progan
         from lrkit.fsutil import sha256_file
 
         path = Path(spec.split(":", 1)[1])
