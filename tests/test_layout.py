@@ -9,10 +9,11 @@ from pathlib import Path
 import lrkit
 
 LIB = Path(lrkit.__file__).parent
-SHARED = ("data", "metrics", "train", "runs", "evaluation", "losses", "weights.py", "profiles.py", "errors.py",
+SHARED = ("data", "metrics", "train", "runs", "evaluation", "losses", "nets", "search", "weights.py", "profiles.py", "errors.py",
           "viz.py", "cpu.py", "fsutil.py", "statedict.py", "reference.py")
 # importer method -> methods it may import (as baselines of its paper's tables/figures)
-ALLOWED = {"i2ilr": {"stargan2"}, "stargan2": set()}
+ALLOWED = {"i2ilr": {"stargan2", "pulse", "progan"}, "stargan2": set(), "progan": set(), "stylegan1": set(),
+           "pulse": {"progan", "stylegan1"}}
 
 
 def _imports(path: Path) -> set[str]:

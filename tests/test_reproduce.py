@@ -207,11 +207,12 @@ def test_paper_profile_missing_dataset_fails_only_its_notebooks(tmp_path, monkey
 
 def test_notebook_datasets_match_the_specs_they_name():
     """The registry's paper-profile datasets are those of the presets each notebook's spec trains."""
-    from lrkit.methods.i2ilr import figures, tables
+    from lrkit.methods.i2ilr import fig7, figures, tables
     from lrkit.methods.i2ilr.config import get_preset
 
     specs = {**{n: t.presets for n, t in tables.TABLES.items()},
-             **{n: tuple(p for _, p in f.panels) for n, f in figures.FIGURES.items()}, "train_i2ilr": ("celebahq128",)}
+             **{n: tuple(p for _, p in f.panels) for n, f in figures.FIGURES.items()}, "train_i2ilr": ("celebahq128",),
+             "fig7_pulse_comparison": (fig7.I2ILR_PRESET["paper"],)}
     for nb in nbreg.NOTEBOOKS:
         want = tuple(dict.fromkeys(get_preset(p).dataset for p in specs.get(nb.name, ())))
         assert nb.datasets == want, nb.name

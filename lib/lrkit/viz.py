@@ -229,3 +229,34 @@ def loss_curves(losses_jsonl, keys=("d_real", "d_fake", "r1", "g_adv", "cyc", "l
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def pulse_comparison_grid(targets_lr: torch.Tensor, pulse: torch.Tensor, references: torch.Tensor,
+                          ours: torch.Tensor, targets_hr: torch.Tensor, pad: int = 2) -> torch.Tensor:
+    """The I2I-LR paper's Fig. 7 layout as one image [3, H', W'] in [-1, 1]: the LR targets across the top row
+    (nearest upsampled), PULSE's candidates ``pulse`` [K, T, 3, H, H] (one row per duplicate, blank left cell),
+    then for each HR reference (left column, ``references`` [R, 3, H, H]) a row of I2I-LR's outputs ``ours``
+    [R, T, 3, H, H], and the real HR targets ``targets_hr`` [T, 3, H, H] (seen by neither) across the bottom."""
+    T, K, R = targets_lr.shape[0], pulse.shape[0], references.shape[0]
+    if pulse.shape[1] != T or ours.shape[:2] != (R, T) or targets_hr.shape[0] != T:
+        raise ValueError(f"expected pulse [K, T={T}], ours [R={R}, T={T}], targets_hr [T={T}]; got "
+                         f"{tuple(pulse.shape[:2])}, {tuple(ours.shape[:2])}, {tuple(targets_hr.shape[:1])}")
+    H = targets_hr.shape[-1]
+    lr_up = torch.nn.functional.interpolate(targets_lr.float(), size=(H, H), mode="nearest")
+    cell = H + pad
+    rows = K + R + 2
+    grid = torch.ones(3, rows * cell + pad, (T + 1) * cell + pad)
+
+    def put(img: torch.Tensor, r: int, c: int) -> None:
+        grid[:, pad + r * cell: pad + r * cell + H, pad + c * cell: pad + c * cell + H] = img.float().clamp(-1, 1)
+
+    for t in range(T):
+        put(lr_up[t], 0, t + 1)
+        for k in range(K):
+            put(pulse[k, t], 1 + k, t + 1)
+        for r in range(R):
+            put(ours[r, t], 1 + K + r, t + 1)
+        put(targets_hr[t], rows - 1, t + 1)
+    for r in range(R):
+        put(references[r], 1 + K + r, 0)
+    return grid

@@ -30,6 +30,7 @@ NOTEBOOKS: tuple[NotebookSpec, ...] = (
     NotebookSpec("table4_lr_resolution", "I2I-LR Table 4: LR resolution 4/8/16/32", ALL, ("celeba_hq",)),
     NotebookSpec("fig5_grid", "I2I-LR Fig. 5: sources x LR targets", ALL, ("celeba_hq",)),
     NotebookSpec("fig6_vs_stargan", "I2I-LR Fig. 6: I2I-LR vs reference-guided StarGAN v2", ALL, ("celeba_hq",)),
+    NotebookSpec("fig7_pulse_comparison", "I2I-LR Fig. 7: I2I-LR vs PULSE, with timings", ALL, ("celeba_hq",)),
     NotebookSpec("fig8_afhq", "I2I-LR Fig. 8: AFHQ per domain", ALL, ("afhq",)),
     NotebookSpec("i2ilr_training_study", "I2I-LR training study: what makes a small-scale G use its source",
                  ("smoke", "cpu")),
