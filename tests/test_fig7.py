@@ -61,3 +61,7 @@ def test_fig7_end_to_end_on_the_shipped_i2ilr_and_a_smoke_progan(tmp_path):
     md = (tmp_path / "out" / "paper_tables" / "smoke" / "i2ilr_fig7_pulse_table.md").read_text()
     assert "PULSE searched at 64 px" in md and "ProGAN" in md and "avgpool" in md
     assert (tmp_path / "out" / "figures" / "smoke" / "i2ilr_fig7_pulse.png").is_file()
+    # The ProGAN PULSE searched: samples and its FD next to an untrained generator's and real vs real.
+    check = read_table_csv(tmp_path / "out" / "paper_tables" / "smoke" / "progan_check.csv")
+    assert len(check) == 3 and check["generator"].str.contains("untrained").any()
+    assert (tmp_path / "out" / "figures" / "smoke" / "progan_samples.png").is_file()

@@ -40,13 +40,14 @@ from lrkit.data.ops import downscale, make_lr
 from lrkit.methods.i2ilr.config import preset_for_profile as i2ilr_preset_for_profile
 from lrkit.methods.i2ilr.inference import load_i2ilr, translate
 from lrkit.methods.i2ilr.task import ensure_trained as ensure_i2ilr, open_val_set
+from lrkit.methods.progan.latent import load_progan
 from lrkit.methods.pulse.config import PulseConfig
 from lrkit.methods.pulse.pulse import pulse_downscale, run_pulse
 from lrkit.metrics.lr_consistency import lr_errors
 from lrkit.profiles import model_profile
 from lrkit.viz import pulse_comparison_grid, show_grid
 
-__all__ = ["fig7_pulse_comparison", "pulse_generator", "comparison_table", "I2ILR_PRESET", "PROGAN_PRESET"]
+__all__ = ["fig7_pulse_comparison", "pulse_generator", "generator_report", "comparison_table", "I2ILR_PRESET", "PROGAN_PRESET"]
 
 # The I2I-LR preset compared: the paper's CelebA-HQ 128 px model; on synthfaces the 64 px model (the celebahq256
 # presets' smoke/cpu versions), the kit's ProGAN's output size, so both methods are shown and timed at one HR size.
@@ -65,21 +66,20 @@ def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
 
 def pulse_generator(ctx, *, dataset: str, device: str, progan_checkpoint: str = "", steps: int = 0,
                     data_root=None, progress: bool = True):
-    """(latent generator, weights label, downscale factor note) for the run's profile (module docstring)."""
+    """(latent generator, weights label, ProGAN checkpoint or None) for the run's profile (module docstring)."""
     from lrkit import weights as W
     from lrkit.methods.pulse.outputs import load_generator
 
     if progan_checkpoint:
         gen, rec = load_generator(f"progan:{progan_checkpoint}", device)
-        return gen, f"ProGAN {rec['checkpoint']} (sha256 {rec['sha256'][:12]})"
+        return gen, f"ProGAN {rec['checkpoint']} (sha256 {rec['sha256'][:12]})", progan_checkpoint
     if ctx.profile.name == "paper" and dataset == "celeba_hq":
         try:
             gen, rec = load_generator("stylegan1_ffhq", device)
-            return gen, f"StyleGAN-1 FFHQ 1024: {rec['synthesis']}; prior {rec['gaussian_fit']}"
+            return gen, f"StyleGAN-1 FFHQ 1024: {rec['synthesis']}; prior {rec['gaussian_fit']}", None
         except W.WeightsUnavailable as exc:
             ctx.record("note", text=f"PULSE's StyleGAN-1 weights unavailable, using the profile's ProGAN: {exc}")
     from lrkit.methods.progan.config import preset_for_profile
-    from lrkit.methods.progan.latent import load_progan
     from lrkit.methods.progan.task import ensure_trained
 
     mprof, may_train = model_profile(ctx.profile, steps)
@@ -87,7 +87,7 @@ def pulse_generator(ctx, *, dataset: str, device: str, progan_checkpoint: str = 
     ckpt = ensure_trained(cfg, Path(ctx.run_dir).parent, data_root=data_root, device=device, progress=progress,
                           train=may_train)
     ctx.record("model", preset=cfg.preset, checkpoint=str(ckpt))
-    return load_progan(ckpt, device=device), f"ProGAN {cfg.preset} ({Path(ckpt).name})"
+    return load_progan(ckpt, device=device), f"ProGAN {cfg.preset} ({Path(ckpt).name})", str(ckpt)
 
 
 def _features(images: torch.Tensor, device: str) -> np.ndarray | None:
@@ -182,7 +182,7 @@ def fig7_pulse_comparison(ctx, *, data_root=None, device: str = "cpu", n_targets
     hr_targets, references = imgs[:n_targets], imgs[n_targets:]
     targets_lr = make_lr(hr_targets, cfg.lr_size)
 
-    gen, gen_label = pulse_generator(ctx, dataset=cfg.dataset, device=device, progan_checkpoint=progan_checkpoint,
+    gen, gen_label, progan_ckpt = pulse_generator(ctx, dataset=cfg.dataset, device=device, progan_checkpoint=progan_checkpoint,
                                      steps=steps, data_root=data_root, progress=progress)
     pulse_cfg = PulseConfig(steps=pulse_steps, duplicates=duplicates, downscale=pulse_downscale_mode,
                             seed=ctx.profile.seed)
@@ -218,4 +218,32 @@ def fig7_pulse_comparison(ctx, *, data_root=None, device: str = "cpu", n_targets
                    notes=(f"{size_note}. ms_per_output on {ctx.device_name}, same process. ref_dist and diversity "
                           "use EfficientNet-Lite0 features (an offline stand-in, not a face-identity model); "
                           "PULSE has no reference: its ref_dist is to the references I2I-LR was given."))
+    if progan_ckpt is not None:
+        generator_report(ctx, progan_ckpt, device=device, data_root=data_root)
     return fig, table
+
+
+def generator_report(ctx, checkpoint: str, *, device: str = "cpu", data_root=None):
+    """The ProGAN PULSE searched: a sample grid (``progan_samples``) and its offline FD next to an untrained
+    generator's and real vs real (``progan_check``), on the profile's ``eval_real`` images (0: up to 1,000)."""
+    from torchvision.utils import make_grid
+
+    from lrkit.methods.progan.evaluation import generator_check
+    from lrkit.methods.progan.task import open_training_set
+
+    gen = load_progan(checkpoint, device=device)
+    n_train = len(open_training_set(gen.config, data_root))
+    n = min(ctx.profile.eval_real or 1000, n_train // 2)
+    table, samples = generator_check(checkpoint, n=n, device=device, data_root=data_root)
+    from lrkit.fsutil import sha256_file
+
+    label = f"ProGAN {gen.config.preset} step {gen.step} ({Path(checkpoint).name}, sha256 {sha256_file(checkpoint)[:12]})"
+    fig = show_grid(make_grid(samples[:32], nrow=8, padding=2, pad_value=1.0),
+                    f"{label}: 32 samples (EMA generator, z ~ N(0, I) seed 0)")
+    dataset = f"{gen.config.dataset} train (first {n} and next {n})"
+    ctx.save_figure(fig, "progan_samples", title="ProGAN (PULSE's generator here): samples", dataset=dataset,
+                    weights=label, device=device)
+    ctx.save_table(table, "progan_check", title="ProGAN: Fréchet distance (EfficientNet-Lite0) to its training images",
+                   dataset=dataset, weights=label, device=device,
+                   notes="fd_efficientnet_lite0 is an offline stand-in, not FID; small sets: singular covariances")
+    return table
