@@ -90,6 +90,13 @@ def test_whole_smoke_batch(tmp_path, batch_env):
     t1_md = (tables / "table1_celebahq_fid_lpips.md").read_text()
     assert "shipped with lrkit" in t1_md and "synthfaces-faces-first200-train@" in t1_md  # the capped real set, named
     assert float(t1.loc[("Ours", "LR error (grey levels)@128"), "reproduced"]) < 1  # a working model, not noise
+    # Fig. 7: I2I-LR vs PULSE on the shipped 64 px I2I-LR and the shipped synthfaces ProGAN, with its own check.
+    f7 = read_table_csv(tables / "i2ilr_fig7_pulse_table.csv").set_index("method")
+    assert float(f7.loc["I2I-LR", "lr_error_levels"]) < 1 and f7.loc["PULSE", "diversity_lpips"] == "unavailable"
+    assert float(f7.loc["PULSE", "ms_per_output"]) > 10 * float(f7.loc["I2I-LR", "ms_per_output"])
+    assert "ProGAN sr_nam64_cpu" in (tables / "i2ilr_fig7_pulse_table.md").read_text()
+    for fig in ("i2ilr_fig7_pulse", "progan_samples"):
+        assert (out / "figures" / "smoke" / f"{fig}.png").exists()
 
 
 def _real_tree(root: Path) -> Path:
@@ -109,7 +116,8 @@ def _real_tree(root: Path) -> Path:
 # The paper miniature: every model 2 steps at batch 2 (paper widths and sizes), 2 LR targets, 64/32 synthfaces
 # images in the data and metric notebooks, the smoke batch's 64 px factor probes (outputs at 128 px are pooled).
 MINIATURE = ["-p", "steps=2", "-p", "batch_size=2", "-p", "n_eval_targets=2", "-p", "n_images=64", "-p", "n_train=64",
-             "-p", "n_val=32", "-p", "probe_size=64"]
+             "-p", "n_val=32", "-p", "probe_size=64", "-p", "pulse_steps=3", "-p", "n_references=2",
+             "-p", "duplicates=2"]
 
 
 def test_paper_profile_miniature(tmp_path, batch_env):

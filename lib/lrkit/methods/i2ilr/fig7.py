@@ -54,6 +54,8 @@ __all__ = ["fig7_pulse_comparison", "pulse_generator", "generator_report", "comp
 I2ILR_PRESET = {"paper": "celebahq128"}
 I2ILR_PRESET_SYNTH = "celebahq256"
 PROGAN_PRESET = "sr_nam64"  # SR-NAM's ProGAN (lrkit.methods.progan.config), 64 px
+# The figure: 5 LR targets (the paper shows one per column), 3 HR references for I2I-LR, 3 PULSE candidates each.
+N_TARGETS, N_REFERENCES, DUPLICATES = 5, 3, 3
 
 
 def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -84,6 +86,13 @@ def pulse_generator(ctx, *, dataset: str, device: str, progan_checkpoint: str = 
 
     mprof, may_train = model_profile(ctx.profile, steps)
     cfg = preset_for_profile(PROGAN_PRESET, mprof)  # its steps derive from its schedule
+    if cfg.dataset != "synthfaces":  # a real folder: plan the schedule for the images actually given
+        from lrkit.methods.progan.config import with_n_images
+        from lrkit.methods.progan.task import open_training_set
+
+        if steps:  # a miniature: one epoch per stage (ProGAN's length is its epochs, not a step count)
+            cfg = cfg.with_overrides(epochs=(1,) * cfg.depth)
+        cfg = with_n_images(cfg, len(open_training_set(cfg, data_root)))
     ckpt = ensure_trained(cfg, Path(ctx.run_dir).parent, data_root=data_root, device=device, progress=progress,
                           train=may_train)
     ctx.record("model", preset=cfg.preset, checkpoint=str(ckpt))
@@ -160,12 +169,14 @@ def comparison_table(*, targets_lr: torch.Tensor, references: torch.Tensor, ours
     return df
 
 
-def fig7_pulse_comparison(ctx, *, data_root=None, device: str = "cpu", n_targets: int = 5, n_references: int = 3,
-                          duplicates: int = 3, pulse_steps: int = 100, pulse_downscale_mode: str = "avgpool",
+def fig7_pulse_comparison(ctx, *, data_root=None, device: str = "cpu", n_targets: int = 0, n_references: int = 0,
+                          duplicates: int = 0, pulse_steps: int = 100, pulse_downscale_mode: str = "avgpool",
                           steps: int = 0, checkpoints: dict | None = None, progan_checkpoint: str = "",
                           lpips: bool = True, progress: bool = True):
     """Draw and save Fig. 7 (``i2ilr_fig7_pulse``) and its table (``i2ilr_fig7_pulse_table``); returns
-    ``(figure, table)``. ``steps`` > 0: a miniature (the models trained that many steps here)."""
+    ``(figure, table)``. ``steps`` > 0: a miniature (the models trained that many steps here). Sizes 0: the
+    figure's (``N_TARGETS``, ``N_REFERENCES``, ``DUPLICATES``)."""
+    n_targets, n_references, duplicates = n_targets or N_TARGETS, n_references or N_REFERENCES, duplicates or DUPLICATES
     mprof, may_train = model_profile(ctx.profile, steps)
     name = I2ILR_PRESET.get(ctx.profile.name, I2ILR_PRESET_SYNTH)
     given = (checkpoints or {}).get(name)
