@@ -248,8 +248,12 @@ def test_wrong_w_hpf_is_named_as_the_likely_cause(tmp_path):
 def test_non_checkpoint_files_are_refused_clearly(tmp_path):
     html = tmp_path / "html.ckpt"
     html.write_text("<html>Dropbox</html>")
-    with pytest.raises(ValueError, match="not a readable PyTorch checkpoint"):
+    with pytest.raises(ValueError, match="is an HTML page"):
         load_tiny(html)
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes(b"PK\x03\x04 not a whole zip")
+    with pytest.raises(ValueError, match="not a readable PyTorch checkpoint"):
+        load_tiny(truncated)
     with pytest.raises(FileNotFoundError):
         load_tiny(tmp_path / "absent.ckpt")
     other = tmp_path / "other.ckpt"

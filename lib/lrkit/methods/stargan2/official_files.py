@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 import os
-import pickle
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,7 +33,7 @@ import torch.nn as nn
 from lrkit.fsutil import atomic_open
 from lrkit.methods.stargan2.nets import MappingNetwork, Stargan2Generator, StyleEncoder
 from lrkit.methods.stargan2.fan import FAN
-from lrkit.statedict import state_diff
+from lrkit.statedict import load_tensor_file, state_diff
 
 NETS_EMA_KEYS = ("generator", "mapping_network", "style_encoder")
 # Present in the CelebA-HQ file (the FAN rides along in nets_ema when w_hpf > 0); the same weights as wing.ckpt.
@@ -45,24 +44,7 @@ OFFICIAL_SETTINGS = "CelebA-HQ: img_size=256, w_hpf=1 (2 domains); AFHQ: img_siz
 
 
 def _torch_load_tensors(path: str | os.PathLike, what: str) -> object:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} not found: {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        msg = str(exc)
-        if "GLOBAL" in msg or "allowed global" in msg or "Unsupported global" in msg:
-            # weights_only refuses pickled classes/functions: not a plain dict of tensors, so not an official file.
-            found = re.search(r"(\S+) was not an allowed global", msg)
-            name = found.group(1) if found else "a Python object"
-            raise ValueError(f"{path} is not a plain tensor checkpoint ({what}): it pickles {name}, which "
-                             f"torch.load(weights_only=True) refuses; only dicts of tensors are read") from exc
-        raise ValueError(f"{path} is not a readable PyTorch checkpoint ({what}); check that the download "
-                         f"completed (an HTML page saved under the .ckpt name fails like this)") from exc
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise ValueError(f"{path} is not a readable PyTorch checkpoint ({what}): {exc}; check that the download "
-                         f"completed") from exc
+    return load_tensor_file(path, what)
 
 
 def _strip_module_prefix(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

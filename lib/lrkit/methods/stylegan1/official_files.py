@@ -19,7 +19,6 @@ resolution, the two files swapped, a StyleGAN-2 file, a ``module.`` prefix).
 from __future__ import annotations
 
 import os
-import pickle
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,7 +29,7 @@ import torch.nn as nn
 from lrkit.errors import UserError
 from lrkit.fsutil import atomic_open
 from lrkit.methods.stylegan1.nets import FFHQ_LATENT_DIM, FFHQ_RESOLUTION, StyleGAN1Mapping, StyleGAN1Synthesis
-from lrkit.statedict import state_diff
+from lrkit.statedict import load_tensor_file, state_diff
 
 __all__ = ["load_stylegan1", "write_official_layout", "read_tensor_file", "StyleGAN1FileError",
            "StyleGAN1FileMissing", "SYNTHESIS_FILENAME", "MAPPING_FILENAME"]
@@ -49,37 +48,10 @@ class StyleGAN1FileMissing(UserError, FileNotFoundError):
     """A StyleGAN-1 / PULSE file path does not exist."""
 
 
-def _looks_like_html(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        head = fh.read(512).lstrip().lower()
-    return head.startswith((b"<!doctype html", b"<html", b"<?xml")) or b"<html" in head
-
-
 def read_tensor_file(path: str | os.PathLike, what: str) -> object:
-    """``torch.load(path, map_location="cpu", weights_only=True)`` with one clear error for each way it fails
-    (missing file, HTML page instead of weights, pickled objects, truncated / unreadable file)."""
-    path = Path(path)
-    if not path.is_file():
-        raise StyleGAN1FileMissing(f"{what} not found: {path}")
-    if _looks_like_html(path):
-        raise StyleGAN1FileError(f"{path} is an HTML page, not {what}: the download failed (Google Drive answers "
-                                 "'quota exceeded' or a virus-scan page with HTML); download the file again, or "
-                                 "by hand in a browser")
-    try:
-        # map_location: PULSE's files hold cuda:0 tensors; they must load on a CPU-only machine too.
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        msg = str(exc)
-        if "GLOBAL" in msg or "allowed global" in msg or "Unsupported global" in msg:
-            found = re.search(r"(\S+) was not an allowed global", msg)
-            name = found.group(1) if found else "a Python object"
-            raise StyleGAN1FileError(f"{path} is not a plain tensor file ({what}): it pickles {name}, which "
-                                     "torch.load(weights_only=True) refuses; only dicts of tensors are read") from exc
-        raise StyleGAN1FileError(f"{path} is not a readable PyTorch file ({what}); check that the download "
-                                 "completed") from exc
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise StyleGAN1FileError(f"{path} is not a readable PyTorch file ({what}): {exc}; check that the "
-                                 "download completed") from exc
+    """The file's tensors (``lrkit.statedict.load_tensor_file``: one clear error for a missing file, an HTML page
+    instead of weights, pickled objects, a truncated file)."""
+    return load_tensor_file(path, what, error=StyleGAN1FileError, missing=StyleGAN1FileMissing)
 
 
 def _as_state_dict(obj: object, path: Path, what: str) -> dict[str, torch.Tensor]:
