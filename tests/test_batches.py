@@ -90,7 +90,7 @@ def test_whole_smoke_batch(tmp_path, batch_env):
     t1_md = (tables / "table1_celebahq_fid_lpips.md").read_text()
     assert "shipped with lrkit" in t1_md and "synthfaces-faces-first200-train@" in t1_md  # the capped real set, named
     assert float(t1.loc[("Ours", "LR error (grey levels)@128"), "reproduced"]) < 1  # a working model, not noise
-    # Fig. 7: I2I-LR vs PULSE on the shipped 64 px I2I-LR and the shipped synthfaces ProGAN, with its own check.
+    # Fig. 7: I2I-LR vs PULSE on the shipped 32 px I2I-LR and the shipped synthfaces ProGAN, with its own check.
     f7 = read_table_csv(tables / "i2ilr_fig7_pulse_table.csv").set_index("method")
     assert float(f7.loc["I2I-LR", "lr_error_levels"]) < 1 and f7.loc["PULSE", "diversity_lpips"] == "unavailable"
     assert float(f7.loc["PULSE", "ms_per_output"]) > 10 * float(f7.loc["I2I-LR", "ms_per_output"])

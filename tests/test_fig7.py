@@ -1,4 +1,4 @@
-"""I2I-LR Fig. 7 (vs PULSE): the grid layout, and the figure + table end to end on the shipped 64 px I2I-LR model
+"""I2I-LR Fig. 7 (vs PULSE): the grid layout, and the figure + table end to end on the shipped 32 px I2I-LR model
 and a smoke ProGAN trained here."""
 
 from __future__ import annotations
@@ -43,9 +43,9 @@ def test_fig7_end_to_end_on_the_shipped_i2ilr_and_a_smoke_progan(tmp_path):
     res = train_progan(get_preset("sr_nam64_smoke"), tmp_path / "progan", progress=False)
     ctx = open_run("", "smoke", notebook="fig7_pulse_comparison", output_root=tmp_path / "out",
                    runs_dir=tmp_path / "runs")
-    i2ilr = str(resolve_checkpoint("shipped:celebahq256_cpu", "i2ilr"))
+    i2ilr = str(resolve_checkpoint("shipped:celebahq128_cpu", "i2ilr"))
     fig, table = fig7.fig7_pulse_comparison(ctx, n_targets=2, n_references=2, duplicates=2, pulse_steps=8,
-                                            checkpoints={"celebahq256": i2ilr}, progan_checkpoint=str(res.checkpoint),
+                                            checkpoints={"celebahq128": i2ilr}, progan_checkpoint=str(res.checkpoint),
                                             progress=False)
     assert list(table.index) == ["I2I-LR", "PULSE"]
     assert table.loc["I2I-LR", "outputs"] == 4 and table.loc["PULSE", "outputs"] == 4
@@ -59,7 +59,7 @@ def test_fig7_end_to_end_on_the_shipped_i2ilr_and_a_smoke_progan(tmp_path):
     saved = read_table_csv(tmp_path / "out" / "paper_tables" / "smoke" / "i2ilr_fig7_pulse_table.csv")
     assert set(saved["method"]) == {"I2I-LR", "PULSE"}
     md = (tmp_path / "out" / "paper_tables" / "smoke" / "i2ilr_fig7_pulse_table.md").read_text()
-    assert "PULSE searched at 64 px" in md and "ProGAN" in md and "avgpool" in md
+    assert "PULSE searched at 64 px" in md and "shown at 32 px" in md and "ProGAN" in md and "avgpool" in md
     assert (tmp_path / "out" / "figures" / "smoke" / "i2ilr_fig7_pulse.png").is_file()
     # The ProGAN PULSE searched: samples and its FD next to an untrained generator's and real vs real.
     check = read_table_csv(tmp_path / "out" / "paper_tables" / "smoke" / "progan_check.csv")
