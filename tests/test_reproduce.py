@@ -216,3 +216,28 @@ def test_notebook_datasets_match_the_specs_they_name():
     for nb in nbreg.NOTEBOOKS:
         want = tuple(dict.fromkeys(get_preset(p).dataset for p in specs.get(nb.name, ())))
         assert nb.datasets == want, nb.name
+
+
+def test_batch_kernels_get_lrkit_batch_and_the_caller_keeps_its_environment(tmp_path, monkeypatch):
+    """execute_one starts the kernel with LRKIT_BATCH=1 (widgets are not built in a batch: nbclient#312) and
+    leaves the caller's environment as it was; lr_explorer then draws a figure instead of a widget."""
+    import torch
+
+    from lrkit import viz
+    from lrkit.runs.reproduce import execute_one
+
+    monkeypatch.delenv("LRKIT_BATCH", raising=False)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("import os\nassert os.environ['LRKIT_BATCH'] == '1'")]
+    nb.metadata["kernelspec"] = {"name": "lrkit", "display_name": "Python (lrkit)", "language": "python"}
+    src = tmp_path / "env.ipynb"
+    nbformat.write(nb, src)
+    res = execute_one(str(src), str(tmp_path), {}, "lrkit", 0)
+    assert res["status"] == "ok", res["error"]
+    assert "LRKIT_BATCH" not in os.environ
+    images = torch.rand(3, 3, 16, 16) * 2 - 1
+    assert type(viz.lr_explorer(images, (4, 8))).__name__ == "interactive"
+    monkeypatch.setenv("LRKIT_BATCH", "1")
+    fig = viz.lr_explorer(images, (4, 8))
+    assert "JupyterLab only" in fig._suptitle.get_text()

@@ -6,11 +6,14 @@ Images come in as uint8 arrays [N, H, W, 3] or float tensors [N, 3, H, W] in [-1
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import torch
 
 from lrkit.data.ops import downscale, from_uint8, to_uint8
+from lrkit.runs.context import BATCH_ENV
 
 
 def _as_tensor(images) -> torch.Tensor:
@@ -95,9 +98,18 @@ def factor_distributions(factors: dict[str, np.ndarray], specs, title: str = "")
 
 
 def lr_explorer(images, lr_sizes=(4, 8, 16, 32), mode: str = "avgpool"):
-    """An ipywidgets panel for JupyterLab: pick an image and an LR size, see HR and LR side by side."""
+    """An ipywidgets panel for JupyterLab: pick an image and an LR size, see HR and LR side by side.
+
+    In a batch run (``lrkit reproduce`` sets ``LRKIT_BATCH=1`` for its kernels) the panel is not built: a cell whose
+    value is a widget sometimes never finishes under papermill/nbclient (their open bugs nbclient#312 and
+    papermill#723; seen here twice, kernel and client both idle). The batch shows the first image's HR/LR row
+    instead, and says so in its title."""
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
+
+    if os.environ.get(BATCH_ENV, "") not in ("", "0"):
+        return hr_lr_grid(_as_tensor(images)[:1], lr_sizes, mode,
+                          title="batch run: the interactive explorer is built in JupyterLab only")
 
     hr = to_uint8(_as_tensor(images))
     lrs = lr_versions(images, lr_sizes, mode)

@@ -22,6 +22,7 @@ from lrkit.runs.runid import create_run_dir
 
 EVENTS_FILE = "events.jsonl"
 MANIFEST_FILE = "manifest.json"
+BATCH_ENV = "LRKIT_BATCH"  # "1" in the kernels lrkit reproduce starts: no widgets are built (lrkit.viz.lr_explorer)
 
 
 @dataclass

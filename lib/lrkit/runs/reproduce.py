@@ -23,7 +23,7 @@ from lrkit.data.roots import find_datasets, parse_data_args
 from lrkit.fsutil import atomic_write_json, read_jsonl, sha256_file
 from lrkit.profiles import get_profile, profile_dict
 from lrkit.runs import notebooks as nbreg
-from lrkit.runs.context import EVENTS_FILE, MANIFEST_FILE
+from lrkit.runs.context import BATCH_ENV, EVENTS_FILE, MANIFEST_FILE
 from lrkit.runs.provenance import environment_info, git_state, repo_root
 from lrkit.runs.runid import create_run_dir
 
@@ -78,6 +78,9 @@ def execute_one(src: str, run_dir: str, parameters: dict, kernel: str, position:
               "parameters": parameters, "notebook": str(out_nb.relative_to(run_dir)),
               "log": str(log_path.relative_to(run_dir))}
     t0 = time.monotonic()
+    # The kernels papermill starts inherit this: widgets are not built in a batch (lrkit.viz.lr_explorer).
+    previous = os.environ.get(BATCH_ENV)
+    os.environ[BATCH_ENV] = "1"
     with open(log_path, "w", encoding="utf-8") as log:
         try:
             pm.execute_notebook(
@@ -91,6 +94,11 @@ def execute_one(src: str, run_dir: str, parameters: dict, kernel: str, position:
             evalue = getattr(exc, "evalue", str(exc))
             result["error"] = f"{ename}: {evalue}"
             log.write("\n--- lrkit: notebook failed ---\n" + "".join(traceback.format_exception(exc)))
+        finally:
+            if previous is None:
+                os.environ.pop(BATCH_ENV, None)
+            else:
+                os.environ[BATCH_ENV] = previous
     result["seconds"] = round(time.monotonic() - t0, 2)
     result["ended"] = _now()
     if out_nb.exists():  # papermill writes the partial notebook even on failure: convert it too
