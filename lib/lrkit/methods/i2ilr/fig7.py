@@ -242,12 +242,11 @@ def generator_report(ctx, checkpoint: str, *, device: str = "cpu", data_root=Non
     from torchvision.utils import make_grid
 
     from lrkit.methods.progan.evaluation import generator_check
-    from lrkit.methods.progan.task import open_training_set
 
     gen = load_progan(checkpoint, device=device)
-    n_train = len(open_training_set(gen.config, data_root))
-    n = min(ctx.profile.eval_real or 1000, n_train // 2)
-    table, samples = generator_check(checkpoint, n=n, device=device, data_root=data_root)
+    # generator_check caps n at half the training set (one pass over the data, not two).
+    table, samples = generator_check(checkpoint, n=ctx.profile.eval_real or 1000, device=device, data_root=data_root)
+    n = int(table["n"].iloc[0])
     from lrkit.fsutil import sha256_file
 
     label = f"ProGAN {gen.config.preset} step {gen.step} ({Path(checkpoint).name}, sha256 {sha256_file(checkpoint)[:12]})"
