@@ -65,3 +65,19 @@ def test_fig7_end_to_end_on_the_shipped_i2ilr_and_a_smoke_progan(tmp_path):
     check = read_table_csv(tmp_path / "out" / "paper_tables" / "smoke" / "progan_check.csv")
     assert len(check) == 3 and check["generator"].str.contains("untrained").any()
     assert (tmp_path / "out" / "figures" / "smoke" / "progan_samples.png").is_file()
+
+
+def test_progan_plan_fits_a_handful_of_real_images(tmp_path):
+    """The paper-profile miniature (``steps`` > 0) on a real-layout folder of 12 images: one epoch per stage and
+    batches cut to the images given (the paper's 64 would not fit); without ``steps`` the paper batches stay and
+    too few images is the one clear error."""
+    from lrkit.data.synthfaces import export_folder
+    from lrkit.profiles import get_profile
+
+    export_folder("faces", tmp_path / "celeba_hq", n_train=6, n_val=2, size=64, seed=0)
+    cfg, may_train = fig7.progan_plan(get_profile("paper"), steps=2, data_root=tmp_path)
+    assert may_train and cfg.dataset == "celeba_hq" and cfg.n_images == 12
+    assert cfg.epochs == (1,) * cfg.depth and max(cfg.batch_sizes) <= 12
+    assert cfg.steps == sum(-(-12 // b) for b in cfg.batch_sizes)  # one pass over the 12 images per stage
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        fig7.progan_plan(get_profile("paper"), steps=0, data_root=tmp_path)
