@@ -241,3 +241,27 @@ def test_batch_kernels_get_lrkit_batch_and_the_caller_keeps_its_environment(tmp_
     monkeypatch.setenv("LRKIT_BATCH", "1")
     fig = viz.lr_explorer(images, (4, 8))
     assert "JupyterLab only" in fig._suptitle.get_text()
+
+
+def test_a_cell_past_the_cell_timeout_fails_its_notebook_with_the_fix(tmp_path, monkeypatch):
+    """A cell that does not finish (a sleep standing in for a kernel that went quiet) is stopped at the cell
+    timeout: the notebook fails with one line naming the timeout and --cell-timeout, the others still run, and
+    the manifest records the limit; the smoke profile's default is a limit, the paper profile's none."""
+    from lrkit.profiles import get_profile
+
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    _write_nb(nbdir / "stuck.ipynb", "import time\ntime.sleep(300)")
+    _write_nb(nbdir / "quick.ipynb", "x = 1 + 1")
+    monkeypatch.setattr(nbreg, "NOTEBOOKS", (NotebookSpec("stuck", "stuck", ("smoke",)),
+                                             NotebookSpec("quick", "quick", ("smoke",))))
+    monkeypatch.setattr(nbreg, "notebook_dir", lambda: nbdir)
+    res = reproduce("smoke", output_root=tmp_path / "out", runs_dir=tmp_path / "runs", cell_timeout=3)
+    assert res.statuses == {"stuck": "failed", "quick": "ok"}
+    manifest = json.loads((res.run_dir / "manifest.json").read_text())
+    err = manifest["notebooks"]["stuck"]["error"]
+    assert err.startswith("CellTimeoutError: a cell ran past the 3 s cell timeout") and "--cell-timeout" in err
+    assert manifest["cell_timeout_s"] == 3 and manifest["notebooks"]["stuck"]["seconds"] < 200  # not the 300 s
+    assert get_profile("smoke").cell_timeout_s > 0 and get_profile("paper").cell_timeout_s == 0
+    with pytest.raises(ValueError, match="--cell-timeout must be >= 0"):
+        reproduce("smoke", output_root=tmp_path / "out", runs_dir=tmp_path / "runs", cell_timeout=-1)

@@ -16,7 +16,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
     res = reproduce(profile=args.profile, only=args.only, data_root=args.data_root, jobs=args.jobs,
                     device=args.device, output_root=args.output_root, runs_dir=args.runs_dir, data=args.data,
-                    overrides=args.parameters)
+                    overrides=args.parameters, cell_timeout=args.cell_timeout)
     width = max(len(n) for n in res.statuses)
     print(f"\nrun {res.run_id} (profile {args.profile})", file=sys.stderr)
     for name, status in res.statuses.items():
@@ -303,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="auto", help="auto (the profile's), cpu, cuda, cuda:N")
     r.add_argument("--output-root", help="where paper_tables/ and figures/ are written (default: the checkout)")
     r.add_argument("--runs-dir", help="where run folders are created (default: <checkout>/runs)")
+    r.add_argument("--cell-timeout", type=int, default=None, metavar="SECONDS",
+                   help="seconds one cell may run before its notebook is failed (default: the profile's, "
+                        "smoke 1200; 0: no limit)")
     r.set_defaults(func=_cmd_reproduce)
 
     c = sub.add_parser("compare", help="which numbers changed between two runs, and by how much")

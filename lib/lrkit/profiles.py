@@ -34,6 +34,10 @@ class Profile:
     # Real images per set metric (FD, PRDC): the first N of the training set, 0 = all of it (the papers'). The
     # features of 1,000 real images cost ~2.5 min per protocol on one core, for 40 fakes in a smoke table.
     eval_real: int = 0
+    # Seconds one notebook cell may run before `lrkit reproduce` stops it and fails the notebook (0: no limit). A
+    # cell whose kernel went quiet without answering (nbclient#312, seen twice here) would otherwise hold the batch
+    # until CI's own limit; a real training cell of the cpu/quick/paper profiles may run for hours.
+    cell_timeout_s: int = 0
 
 
 PROFILES: dict[str, Profile] = {
@@ -56,6 +60,7 @@ PROFILES: dict[str, Profile] = {
             # (train_i2ilr and a miniature's -p steps=N still train the smoke presets here).
             eval_models="cpu",
             eval_real=200,  # of the cpu models' 1,000 train images: the batch's minutes (40 fakes per setting)
+            cell_timeout_s=1200,  # its slowest cell took ~3 min on 2 busy cores (2026-12-03); 20 min means a hang
         ),
         Profile(
             name="cpu",

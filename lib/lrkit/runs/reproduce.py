@@ -62,8 +62,10 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def execute_one(src: str, run_dir: str, parameters: dict, kernel: str, position: int) -> dict:
-    """Execute one notebook; never raises (the error is the result). Runs in a worker process when jobs > 1."""
+def execute_one(src: str, run_dir: str, parameters: dict, kernel: str, position: int,
+                cell_timeout: int = 0) -> dict:
+    """Execute one notebook; never raises (the error is the result). Runs in a worker process when jobs > 1.
+    ``cell_timeout`` > 0: seconds a cell may run before it is stopped and the notebook failed (0: no limit)."""
     import nbformat
     import papermill as pm
     from nbconvert import HTMLExporter
@@ -87,11 +89,16 @@ def execute_one(src: str, run_dir: str, parameters: dict, kernel: str, position:
                 src, str(out_nb), parameters=parameters, kernel_name=kernel,
                 progress_bar={"desc": name, "position": position, "leave": True},
                 stdout_file=log, stderr_file=log, cwd=str(Path(src).parent),
+                execution_timeout=int(cell_timeout) if cell_timeout else None,
             )
         except Exception as exc:  # papermill's execution error or a kernel failure: record it, keep going
             result["status"] = "failed"
             ename = getattr(exc, "ename", type(exc).__name__)
             evalue = getattr(exc, "evalue", str(exc))
+            if type(exc).__name__ == "CellTimeoutError":  # nbclient's: one line with the fix
+                ename, evalue = "CellTimeoutError", (f"a cell ran past the {int(cell_timeout)} s cell timeout and "
+                                                     "was stopped; pass --cell-timeout SECONDS (0: none) if it "
+                                                     "needs longer")
             result["error"] = f"{ename}: {evalue}"
             log.write("\n--- lrkit: notebook failed ---\n" + "".join(traceback.format_exception(exc)))
         finally:
@@ -188,12 +195,13 @@ def _missing_datasets(spec, profile: str, data: dict[str, str]) -> str | None:
 def reproduce(profile: str = "smoke", only: list[str] | None = None, data_root: str | None = None,
               jobs: int = 1, device: str = "auto", output_root: Path | None = None,
               runs_dir: Path | None = None, data: list[str] | None = None,
-              overrides: list[str] | dict | None = None) -> ReproduceResult:
+              overrides: list[str] | dict | None = None, cell_timeout: int | None = None) -> ReproduceResult:
     """Run the profile's notebooks into a new run folder; see the module docstring.
 
     ``data_root``: a folder holding ``celeba_hq/`` and/or ``afhq/``; ``data``: ``["NAME=PATH", ...]`` for
     datasets elsewhere (these win). ``overrides``: ``-p NAME=VALUE`` items (or a dict) passed to every notebook
     that declares NAME. Under the paper profile a notebook whose dataset is missing fails alone, with one line.
+    ``cell_timeout``: seconds a cell may run (None: the profile's ``cell_timeout_s``; 0: no limit).
     """
     from lrkit.runs.report import write_index
 
@@ -203,6 +211,9 @@ def reproduce(profile: str = "smoke", only: list[str] | None = None, data_root: 
         raise ValueError(f"profile {profile!r} has no notebooks to run")
     if jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {jobs}")
+    cell_timeout = prof.cell_timeout_s if cell_timeout is None else int(cell_timeout)
+    if cell_timeout < 0:
+        raise ValueError(f"--cell-timeout must be >= 0 seconds (0: no limit), got {cell_timeout}")
     datasets = {**find_datasets(data_root), **parse_data_args(data)}
     if data_root and not datasets:
         raise FileNotFoundError(f"--data-root {data_root} holds no celeba_hq/ or afhq/ folder; make them with "
@@ -226,7 +237,7 @@ def reproduce(profile: str = "smoke", only: list[str] | None = None, data_root: 
     manifest = {
         "run_id": run_id, "kind": "reproduce", "profile": profile_dict(prof), "git": git,
         "environment": environment_info(), "started": _now(), "ended": None, "jobs": jobs,
-        "kernel_threads": kernel_threads(jobs),
+        "kernel_threads": kernel_threads(jobs), "cell_timeout_s": cell_timeout,
         "datasets_given": datasets, "overrides": extra,
         "seed": prof.seed,
         "notebooks": {s.name: {"status": "pending", "parameters": params[s.name],
@@ -249,13 +260,14 @@ def reproduce(profile: str = "smoke", only: list[str] | None = None, data_root: 
     runnable = [s for s in specs if not missing[s.name]]
     if jobs == 1:
         for i, s in enumerate(runnable):
-            finish(execute_one(str(sources[s.name]), str(run_dir), params[s.name], kernel, i))
+            finish(execute_one(str(sources[s.name]), str(run_dir), params[s.name], kernel, i, cell_timeout))
     else:
         # Separate processes: each notebook's kernel, progress bar and log are independent; the kernels share the
         # cores (kernel_threads).
         with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                                     initializer=_worker_init, initargs=(manifest["kernel_threads"],)) as pool:
-            futs = [pool.submit(execute_one, str(sources[s.name]), str(run_dir), params[s.name], kernel, i)
+            futs = [pool.submit(execute_one, str(sources[s.name]), str(run_dir), params[s.name], kernel, i,
+                                cell_timeout)
                     for i, s in enumerate(runnable)]
             for fut in cf.as_completed(futs):
                 finish(fut.result())
