@@ -27,7 +27,7 @@ in over its first ``F = int(fade_in_fraction * T_k)`` steps with ``alpha = min(1
 the stage (the package's per-stage ticker starting at 1, so alpha reaches 1 at the fade's last step), then 1.
 
 Presets: ``sr_nam64`` (the paper's settings on a real face folder) and its synthfaces versions ``sr_nam64_smoke``
-(CI, seconds), ``sr_nam64_cpu`` (2 CPU cores, ~23 min) and ``sr_nam64_quick`` (one GPU, the paper's widths), all
+(CI, seconds), ``sr_nam64_cpu`` (2 CPU cores, ~1 h) and ``sr_nam64_quick`` (one GPU, the paper's widths), all
 at 64 px with depth 5.
 
 Configs are never mutated: derive one with ``with_overrides`` (checks the names) or :func:`with_n_images`.
@@ -215,13 +215,20 @@ def _synth(cfg: ProganConfig, suffix: str) -> ProganConfig:
                                    epochs=(1, 1, 1, 1, 1), batch_sizes=(16, 16, 16, 8, 8), ema_beta=0.9,
                                    checkpoint_every=14, sample_every=14)
     if suffix == "cpu":
-        # 2 CPU cores, ~23 min: widths 128 up to 16 px, then 64 and 32 (fmap_base 1024), latent 128, 2,000 images,
-        # the paper's batches and its epochs shortened to (1, 2, 2, 2, 3) -> 32 + 63 + 63 + 125 + 375 = 658 steps.
-        # Measured 2026-12-03 on 2 CPU cores (2 threads, torch 2.14 CPU), one whole run: 0.11 / 0.61 / 1.75 / 2.36 /
-        # 2.46 s/step at 4 / 8 / 16 / 32 / 64 px, 22.8 min in all (blurry face-like samples). fmap_base 2048 (64
-        # channels at 64 px) took 5.4 s/step there, ~44 min. EMA 0.99: a 100-step horizon for a 658-step run.
-        return dataclasses.replace(cfg, **common, synth_n_train=2000, latent_dim=128, fmap_base=1024, fmap_max=128,
-                                   epochs=(1, 2, 2, 2, 3), ema_beta=0.99, checkpoint_every=100, sample_every=100)
+        # 2 CPU cores, ~1 h: narrow nets (fmap_base 512, fmap_max 64 -> 64, 64, 64, 32, 16 channels), latent 128,
+        # 2,000 images, batches (32, 32, 32, 32, 16) and most steps at 16-64 px, where the faces take shape:
+        # epochs (10, 16, 32, 32, 20) -> 625 + 1000 + 2000 + 2000 + 2500 = 8125 steps. Measured 2026-12-04 on 2 CPU
+        # cores (2 threads, torch 2.14 CPU): 0.03 / 0.08 / 0.23 / 0.46 / 0.44 s/step at 4 / 8 / 16 / 32 / 64 px
+        # alone; the whole run took 56.5 min, several of them lost to other processes run beside it. Result: heads
+        # recognisable as synthfaces (hair, face, clothes, background) with checkerboard detail, FD_efflite0 283 vs
+        # 385 untrained.
+        # The earlier cpu preset (widths 128 / 64 / 32, the paper's batches, 658 steps, 23 min) gave blurry blobs
+        # with an FD to the data no better than an untrained G's (392.5 vs 380.8): too few steps, not too few
+        # channels. EMA 0.99 (a 100-step horizon): with the paper's 0.999 G_ema still drew noise at step 1,750
+        # while G drew faces (a short run's G moves too far within 1,000 steps for its average to be a generator).
+        return dataclasses.replace(cfg, **common, synth_n_train=2000, latent_dim=128, fmap_base=512, fmap_max=64,
+                                   epochs=(10, 16, 32, 32, 20), batch_sizes=(32, 32, 32, 32, 16), ema_beta=0.99,
+                                   checkpoint_every=250, sample_every=250)
     # quick (one GPU): the paper's widths, latent and batches on 5,000 synthfaces, epochs (2, 4, 4, 4, 10):
     # 157 + 313 + 313 + 625 + 3125 = 4533 steps.
     return dataclasses.replace(cfg, **common, synth_n_train=5000, epochs=(2, 4, 4, 4, 10), checkpoint_every=1000,
