@@ -36,7 +36,7 @@ def test_pulse_comparison_grid_layout():
         pulse_comparison_grid(lr, pulse[:, :2], refs, ours, hr)
 
 
-def test_fig7_end_to_end_on_the_shipped_i2ilr_and_a_smoke_progan(tmp_path):
+def test_fig7_end_to_end_on_the_shipped_i2ilr_and_a_smoke_progan(tmp_path, tmp_cache):
     from lrkit.methods.progan.config import get_preset
     from lrkit.methods.progan.task import train_progan
 
