@@ -184,6 +184,33 @@ def _cmd_train_progan(args: argparse.Namespace) -> int:
     return _train(args, "progan", preset, train_progan)
 
 
+def _cmd_train_degradation(args: argparse.Namespace) -> int:
+    from lrkit.methods.srnam.config import get_preset
+    from lrkit.methods.srnam.task import train_degradation
+
+    return _train(args, "degradation", get_preset, train_degradation, lr_root=args.lr_root)
+
+
+def _cmd_srnam(args: argparse.Namespace) -> int:
+    from lrkit.data.lr_files import read_lr_images
+    from lrkit.methods.progan.latent import load_progan
+    from lrkit.methods.srnam.outputs import load_degradation, redegrade, summary_line, write_outputs
+    from lrkit.methods.srnam.search import SrnamSearchConfig, run_srnam
+
+    cfg = SrnamSearchConfig(steps=args.steps, starts=args.k, noise=args.noise, seed=args.seed, chunk=args.chunk)
+    lr_images, stems = read_lr_images(args.lr)
+    gen = load_progan(args.generator, device=args.device)
+    deg = load_degradation(args.degradation, device=args.device)
+    result = run_srnam(gen, deg, lr_images, cfg, device=args.device)
+    lr_again = redegrade(result, gen, deg, cfg, args.output, device=args.device)
+    record = {"generator": f"ProGAN {gen.config.preset} step {gen.step} ({gen.path}, {gen.weights})",
+              "degradation": f"{deg.config.preset} step {deg.step} ({deg.path}, sha256 {deg.sha256[:12]})"}
+    records = write_outputs(result, lr_images, lr_again, stems, args.out, cfg, record, args.output)
+    print(summary_line(records))
+    print(f"candidates, re-degraded LR images, grid.png and results.jsonl in {args.out}")
+    return 0
+
+
 def _cmd_pulse(args: argparse.Namespace) -> int:
     from lrkit.methods.pulse.config import PulseConfig
     from lrkit.methods.pulse.outputs import load_generator, read_lr_images, summary_line, write_outputs
@@ -362,7 +389,12 @@ def build_parser() -> argparse.ArgumentParser:
              _cmd_train_stargan2),
             ("progan", ("ProGAN, SR-NAM's face generator (presets: lrkit.methods.progan.config)",
                         "e.g. sr_nam64 (a 64 px face folder), sr_nam64_cpu, sr_nam64_smoke", "sr_nam64"),
-             _cmd_train_progan)):
+             _cmd_train_progan),
+            ("degradation", ("SR-NAM's degradation GAN, HR 64 -> real-looking LR 16 (presets: "
+                             "lrkit.methods.srnam.config)",
+                             "e.g. srnam_deg (real HR and LR folders), srnam_deg_cpu, srnam_deg_smoke",
+                             "srnam_deg: a 64 px face folder"),
+             _cmd_train_degradation)):
         tp = tsub.add_parser(method, help=helps[0])
         tp.add_argument("--preset", required=True, help=helps[1])
         tp.add_argument("--steps", type=int, help="train up to this many steps (default: the preset's)")
@@ -373,6 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
         tp.add_argument("--seed", type=int)
         tp.add_argument("--precision", choices=["fp32", "bf16"])
         tp.add_argument("--no-progress", action="store_true")
+        if method == "degradation":
+            tp.add_argument("--lr-root", help="srnam_deg: a folder of real LR faces (e.g. 16 px Widerface crops); "
+                                              "the synthfaces presets use the known synthlr-v1 process instead")
         if method == "stargan2":
             tp.add_argument("--wing", help="w_hpf > 0 (celebahq*): the FAN's wing.ckpt (default: the registered "
                                            "stargan2_wing weights)")
@@ -421,6 +456,23 @@ def build_parser() -> argparse.ArgumentParser:
                                            "mapping network, cached)")
     pu.add_argument("--device", default="cpu")
     pu.set_defaults(func=_cmd_pulse)
+
+    sn = sub.add_parser("srnam", help="SR-NAM: search a ProGAN through a degradation net for K HR faces per "
+                                      "16 px LR face")
+    sn.add_argument("--generator", required=True, help="a checkpoint of 'lrkit train progan' (64 px; G_ema is used)")
+    sn.add_argument("--degradation", required=True, help="a checkpoint of 'lrkit train degradation'")
+    sn.add_argument("--lr", nargs="+", required=True, help="16 x 16 LR face images")
+    sn.add_argument("--k", type=int, default=3, help="HR candidates per input, each from its own random start")
+    sn.add_argument("--out", required=True, help="folder for <lr>_<k>.png, <lr>_<k>_lr.png, grid.png, results.jsonl")
+    sn.add_argument("--steps", type=int, default=250, help="Adam iterations (the paper: 250-500)")
+    sn.add_argument("--noise", choices=["fixed", "zero"], default="fixed",
+                    help="the degradation net's noise during the search: one draw per candidate, or zero")
+    sn.add_argument("--output", choices=["last", "best"], default="last",
+                    help="last: the final iterate's image; best: the lowest L1 over the steps")
+    sn.add_argument("--seed", type=int, default=0)
+    sn.add_argument("--chunk", type=int, default=64, help="candidates per forward pass (memory)")
+    sn.add_argument("--device", default="cpu")
+    sn.set_defaults(func=_cmd_srnam)
 
     w = sub.add_parser("weights", help="pretrained weight files: status, fetch (online), path")
     w.add_argument("action", choices=["status", "fetch", "path"])

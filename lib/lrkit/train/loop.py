@@ -264,7 +264,9 @@ def train(task: TrainTask, run_dir, loop: LoopConfig, *, resume: bool = False, p
     def checkpoint(snapshot: bool) -> None:
         nonlocal last_ckpt
         save_checkpoint(latest, task=task.name, config=task_config, step=step, modules=task.modules(),
-                        optimizers=task.optimizers(), extra={"train_seconds": elapsed()}, data_fingerprint=data_fp)
+                        optimizers=task.optimizers(), data_fingerprint=data_fp,
+                        extra={**(task.extra_state() if callable(getattr(task, "extra_state", None)) else {}),
+                               "train_seconds": elapsed()})  # optional task notes (e.g. a loss term left off)
         last_ckpt = step
         if snapshot and loop.keep_checkpoints > 0:
             # Copy rather than serialise twice; latest.pt was just replaced atomically, so it is complete.

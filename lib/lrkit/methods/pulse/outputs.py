@@ -24,7 +24,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lrkit.data.ops import from_uint8, to_uint8
+from lrkit.data.lr_files import read_lr_images  # re-exported: lrkit pulse reads its --lr with it
+from lrkit.data.ops import to_uint8
 from lrkit.errors import UserError
 from lrkit.fsutil import append_jsonl, atomic_open, cache_dir
 from lrkit.methods.pulse.config import PulseConfig
@@ -83,26 +84,6 @@ def _load_stylegan(device: str, synthesis: str | None, mapping: str | None, gaus
                 torch.save({"mean": mu.cpu(), "std": sigma.cpu()}, fh)
         record["gaussian_fit"] = f"fitted from the mapping network, 10^6 samples seed 0 (cached {cached})"
     return StyleGAN1LatentGenerator(map_net, syn_net, mu, sigma), record
-
-
-def read_lr_images(paths: list[str]) -> tuple[torch.Tensor, list[str]]:
-    """LR image files (all one square size) -> ([N, 3, s, s] in [-1, 1], their stems)."""
-    images, stems, sizes = [], [], set()
-    for p in map(Path, paths):
-        if not p.is_file():
-            raise UserError(f"--lr {p}: no such file")
-        with Image.open(p) as im:
-            a = np.asarray(im.convert("RGB"))
-        if a.shape[0] != a.shape[1]:
-            raise UserError(f"--lr {p} is {a.shape[1]}x{a.shape[0]}; PULSE takes square LR images (crop it first)")
-        images.append(from_uint8(a))
-        stems.append(p.stem)
-        sizes.add(a.shape[0])
-    if len(sizes) != 1:
-        raise UserError(f"--lr images have sides {sorted(sizes)}; give images of one size per run")
-    if len(set(stems)) != len(stems):
-        raise UserError("--lr images share file names (stems); their outputs would overwrite each other")
-    return torch.stack(images), stems
 
 
 def _png(path: Path, image: torch.Tensor) -> None:
