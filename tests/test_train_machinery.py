@@ -355,3 +355,20 @@ def test_loop_config_validation():
         LoopConfig(steps=10, checkpoint_every=0, sample_every=0)
     with pytest.raises(ValueError, match="sample_every"):
         LoopConfig(steps=10, checkpoint_every=1, sample_every=-1)
+
+
+def test_frozen_blocks_parameter_gradients_and_restores_exactly_what_was_trainable():
+    from lrkit.train.frozen import frozen
+
+    net = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Linear(3, 1))
+    net[0].bias.requires_grad_(False)  # frozen before: must stay frozen after
+    x = torch.randn(2, 3, requires_grad=True)
+    with frozen(net):
+        net(x).sum().backward()
+        assert not any(p.requires_grad for p in net.parameters())
+    assert all(p.grad is None for p in net.parameters()) and x.grad is not None  # flows through, not into
+    assert [p.requires_grad for p in net.parameters()] == [True, False, True, True]
+    with pytest.raises(RuntimeError):
+        with frozen(net):
+            raise RuntimeError("inside")
+    assert [p.requires_grad for p in net.parameters()] == [True, False, True, True]

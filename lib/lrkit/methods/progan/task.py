@@ -31,7 +31,6 @@ weights, zero biases); ``G_ema`` starts as a copy of G.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +47,7 @@ from lrkit.methods.progan.config import (
 from lrkit.methods.progan.losses import d_wgan_gp, g_wgan, gradient_penalty
 from lrkit.methods.progan.nets import ProganDiscriminator, ProganGenerator, stage_size
 from lrkit.train.batches import StepSampler, _generator
+from lrkit.train.frozen import frozen
 from lrkit.train.ema import ema_update, make_ema
 from lrkit.train.loop import LoopConfig, TrainResult, train
 from lrkit.train.models import ensure_model
@@ -137,19 +137,6 @@ class ProganSampler:
 # -- task --------------------------------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _frozen(module: torch.nn.Module):
-    """``module``'s parameters get no gradients inside (gradients still flow *through* it)."""
-    params = [p for p in module.parameters() if p.requires_grad]
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p in params:
-            p.requires_grad_(True)
-
-
 class ProganTask:
     name = TASK
 
@@ -217,7 +204,7 @@ class ProganTask:
             logs.update(logs_d)
             logs.update(logs_gp)
 
-        with _frozen(self.D):
+        with frozen(self.D):
             self.opt["G"].zero_grad(set_to_none=True)
             loss_g, logs_g = g_wgan(critic(self.G(z[-1], stage, alpha)))
             loss_g.backward()

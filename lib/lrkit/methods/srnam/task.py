@@ -21,7 +21,6 @@ run's ``extra["perceptual"]`` says why, and the loss log has no ``vgg`` column.
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +34,7 @@ from lrkit.methods.srnam.config import DegradationConfig
 from lrkit.methods.srnam.losses import d_hinge, d_wgan_gp, g_adversarial, gradient_penalty, pixel_loss
 from lrkit.methods.srnam.nets import HR_SIZE, LR_SIZE, DegradationDiscriminator, DegradationGenerator
 from lrkit.train.batches import _generator
+from lrkit.train.frozen import frozen
 from lrkit.train.ema import ema_update, make_ema
 from lrkit.train.loop import LoopConfig, TrainResult, train
 from lrkit.train.models import ensure_model
@@ -85,18 +85,6 @@ def open_degradation_data(cfg: DegradationConfig, data_root=None, lr_root=None) 
 
     ds = ImageFolderDataset(lr_root, split=None, hr_size=LR_SIZE, hflip=False)
     return hr, ImageSet(DatasetPool(ds), "lr_folder", "all", _listing_fingerprint(ds))
-
-
-@contextlib.contextmanager
-def _frozen(module: torch.nn.Module):
-    params = [p for p in module.parameters() if p.requires_grad]
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p in params:
-            p.requires_grad_(True)
 
 
 class DegradationTask:
@@ -176,7 +164,7 @@ class DegradationTask:
             self.opt["D"].step()
             logs.update(logs_d)
         hr = self.hr_set.pool.get(self._batch(_HR_STREAM, len(self.hr_set), step, cfg.n_critic)).to(dev)
-        with _frozen(self.D):
+        with frozen(self.D):
             fake = self.G(hr, self._noise(step, cfg.n_critic).to(dev))
             loss_pix, logs_pix = pixel_loss(fake, hr, gamma=cfg.gamma, delta=cfg.delta, upscaler=cfg.upscaler,
                                             vgg=self.vgg)

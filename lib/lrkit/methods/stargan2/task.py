@@ -58,6 +58,7 @@ from lrkit.methods.stargan2.nets import MappingNetwork, Stargan2Discriminator, S
 from lrkit.methods.stargan2.fan import FAN, heatmap_masks
 from lrkit.data.pools import ImagePool
 from lrkit.train.batches import _generator
+from lrkit.train.frozen import frozen
 from lrkit.train.ema import ema_update, make_ema
 from lrkit.train.loop import LoopConfig, TrainResult, train
 from lrkit.train.models import ensure_model
@@ -240,19 +241,6 @@ class Stargan2Sampler:
 # -- task --------------------------------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _frozen(*modules: torch.nn.Module):
-    """Parameters of ``modules`` get no gradients inside (gradients still flow *through* them)."""
-    params = [p for m in modules for p in m.parameters()]
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p in params:
-            p.requires_grad_(True)
-
-
 def _spread_over_domains(domain: np.ndarray, n: int, start: int) -> list[int]:
     """``n`` pool indices cycling through the domains: the (start + k // D)-th image of domain k % D (wrapping
     within a domain that has fewer images); a deterministic, domain-covering choice for the sample grid."""
@@ -384,7 +372,7 @@ class Stargan2Task:
 
         logs = {**self._d_step(inp, "latent", masks), **self._d_step(inp, "ref", masks)}
 
-        with _frozen(self.D):  # the G losses must not leave gradients in D
+        with frozen(self.D):  # the G losses must not leave gradients in D
             for o in self.opt.values():
                 o.zero_grad(set_to_none=True)
             loss, logs_g = self._g_loss(inp, "latent", masks, lam_ds)
@@ -395,7 +383,7 @@ class Stargan2Task:
 
             for o in self.opt.values():
                 o.zero_grad(set_to_none=True)
-            with _frozen(self.F, self.E):  # only G is updated by the reference-guided step
+            with frozen(self.F, self.E):  # only G is updated by the reference-guided step
                 loss, logs_g = self._g_loss(inp, "ref", masks, lam_ds)
                 loss.backward()
             self.opt["G"].step()
