@@ -29,7 +29,7 @@ import torch
 from lrkit.data.ops import from_uint8, to_uint8
 from lrkit.data.pools import ArrayPool
 from lrkit.data.synthetic_lr import SYNTHLR_V1, degrade_images
-from lrkit.data.training_sets import ImageSet, open_images
+from lrkit.data.training_sets import ImageSet, first_images, open_images
 from lrkit.methods.srnam.config import DegradationConfig
 from lrkit.methods.srnam.losses import d_hinge, d_wgan_gp, g_adversarial, gradient_penalty, pixel_loss
 from lrkit.methods.srnam.nets import HR_SIZE, LR_SIZE, DegradationDiscriminator, DegradationGenerator
@@ -60,10 +60,8 @@ def open_degradation_data(cfg: DegradationConfig, data_root=None, lr_root=None) 
     if cfg.hr_dataset == "synthfaces":
         n_extra = cfg.synth_n_lr if cfg.lr_data == "synthlr" else 0
         full = open_images("synthfaces", "train", HR_SIZE, n=cfg.synth_n_hr + n_extra, seed=cfg.seed)
-        imgs = full.pool.images
-        fp = hashlib.sha256(f"{full.fingerprint}:first{cfg.synth_n_hr}".encode()).hexdigest()
-        hr = ImageSet(ArrayPool(imgs[:cfg.synth_n_hr]), full.name, "train", fp)
-        lr_source = imgs[cfg.synth_n_hr:]
+        hr = first_images(full, cfg.synth_n_hr)
+        lr_source = full.pool.images[cfg.synth_n_hr:]
     else:
         hr = open_images(cfg.hr_dataset, "train", HR_SIZE, data_root=data_root)
         lr_source = None
