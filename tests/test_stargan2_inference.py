@@ -12,7 +12,7 @@ from lrkit.cli import main
 from lrkit.methods.stargan2.inference import load_images_official, load_stargan2, translate_latent, translate_ref
 from lrkit.methods.stargan2.nets import MappingNetwork, Stargan2Generator, StyleEncoder
 from lrkit.methods.stargan2.official_files import save_nets_ema_like_official
-from lrkit.methods.stargan2.fan import FAN, heatmap_masks
+from lrkit.nets.fan import FAN, heatmap_masks
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -10,7 +10,7 @@ import torch
 
 from lrkit.methods.stargan2.nets import MappingNetwork, Stargan2Discriminator, Stargan2Generator, StyleEncoder
 from lrkit.methods.stargan2.official_files import load_official_nets_ema, load_official_wing, save_nets_ema_like_official
-from lrkit.methods.stargan2.fan import FAN, heatmap_masks, masks_from_heatmaps
+from lrkit.nets.fan import FAN, heatmap_masks, masks_from_heatmaps
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

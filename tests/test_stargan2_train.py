@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lrkit import weights as W
-from lrkit.methods.stargan2.fan import FAN
+from lrkit.nets.fan import FAN
 from lrkit.data.pools import ArrayPool
 from lrkit.train.checkpoint import load_checkpoint
 from lrkit.methods.stargan2.config import (

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["StateDiff", "state_diff", "load_tensor_file"]
+__all__ = ["StateDiff", "state_diff", "load_tensor_file", "as_state_dict"]
 
 
 @dataclass(frozen=True)
@@ -69,3 +69,14 @@ def load_tensor_file(path: str | os.PathLike, what: str, *, error: type[Exceptio
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise error(f"{path} is not a readable PyTorch checkpoint ({what}): {exc}; check that the download "
                     "completed") from exc
+
+
+def as_state_dict(obj: object, where: str) -> dict[str, torch.Tensor]:
+    """``obj`` as a state_dict (a mapping of names to tensors, else a ValueError naming ``where``), without a
+    ``module.`` prefix present on every key (a state_dict saved from the nn.DataParallel wrapper)."""
+    if not isinstance(obj, Mapping) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                for k, v in obj.items()):
+        raise ValueError(f"{where} is not a state_dict (a mapping of names to tensors)")
+    if obj and all(k.startswith("module.") for k in obj):
+        return {k[len("module."):]: v for k, v in obj.items()}
+    return dict(obj)

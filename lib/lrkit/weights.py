@@ -135,8 +135,8 @@ WEIGHTS: dict[str, WeightSpec] = {
         ),
         WeightSpec(
             "stargan2_wing", "stargan2_wing.ckpt",
-            "https://www.dropbox.com/s/tjxpypwpt38926e/wing.ckpt?dl=1", None, "", ("stargan2",),
-            "StarGAN v2's FAN ('wing') landmark network for the CelebA-HQ high-pass masks",
+            "https://www.dropbox.com/s/tjxpypwpt38926e/wing.ckpt?dl=1", None, "", ("stargan2", "landmark_heatmap_fan"),
+            "StarGAN v2's FAN ('wing') landmark network: CelebA-HQ high-pass masks, SR-NAM's eq. 7 metric",
         ),
         # PULSE's StyleGAN-1 FFHQ 1024 state_dicts (its PULSE.py downloads them from Google Drive by id; no digest
         # is published). The usercontent URL with confirm=t skips Drive's "cannot scan for viruses" page.

@@ -23,7 +23,8 @@ import pandas as pd
 from lrkit import weights as W
 from lrkit.fsutil import append_jsonl
 from lrkit.metrics import (
-    efficientnet_fd, fid, identity_dlib, image_quality, landmarks, lpips_metrics, lr_consistency, prdc_metrics,
+    efficientnet_fd, fid, identity_dlib, image_quality, landmarks, landmarks_fan, lpips_metrics, lr_consistency,
+    prdc_metrics,
 )
 
 
@@ -81,6 +82,9 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec("landmark_heatmap", landmarks.landmark_heatmap, "pairs", "references",
                    ("dlib_shape_predictor_68",), "landmark_heatmap:lower",
                    "SR-NAM eq. 7 on dlib 68-landmark Gaussian heatmaps (64x64, sigma 2)"),
+        MetricSpec("landmark_heatmap_fan", landmarks_fan.landmark_heatmap_fan, "pairs", "references",
+                   ("stargan2_wing",), "landmark_heatmap_fan:lower",
+                   "SR-NAM eq. 7 on the 98 heatmaps (64x64) of StarGAN v2's FAN, images resized to 256"),
         MetricSpec("fd_efficientnet_lite0", efficientnet_fd.fd_efficientnet_lite0, "sets", "real set",
                    ("efficientnet_lite0",), "fd_efficientnet_lite0:lower",
                    "Frechet distance on EfficientNet-Lite0 ImageNet features (offline stand-in, not FID)"),

@@ -1,8 +1,8 @@
 """StarGAN v2 (stargan_v2_paper): the I2I-LR paper's reference-guided baseline (I2I-LR Tables 1-3, Fig. 6).
 
 * §2 networks (generator with the high-pass path, mapping network, style encoder, discriminator): ``nets``;
-  the FAN landmark network for the high-pass masks: ``fan``; the released ``*_nets_ema.ckpt`` / ``wing.ckpt``
-  files with their exact keys: ``official_files``.
+  the FAN landmark network for the high-pass masks: ``lrkit.nets.fan`` (shared: SR-NAM's metric runs it too);
+  the released ``*_nets_ema.ckpt`` / ``wing.ckpt`` files with their exact keys: ``official_files``.
 * §2 training (adversarial, style reconstruction, diversity-sensitive and cycle losses; the released configs as
   presets): ``config``, ``task``.
 * Inference (``lrkit translate --method stargan2``, the official sampler's pixels): ``inference``.

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from lrkit.cpu import configure_cpu
-from lrkit.methods.stargan2.fan import FAN, heatmap_masks
+from lrkit.nets.fan import FAN, heatmap_masks
 
 __all__ = ["Stargan2Nets", "load_stargan2", "translate_ref", "translate_latent", "load_images_official",
            "save_image_official", "is_lrkit_checkpoint"]

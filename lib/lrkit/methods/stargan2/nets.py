@@ -235,7 +235,7 @@ class Stargan2Generator(nn.Module):
     """G(x [B, 3, S, S], s [B, style_dim], masks=None) -> [B, 3, S, S].
 
     ``masks``: ``(mask_face, mask_inner)``, each ``[B, 1, h, w]`` in [0, 1] (any size; resized per level), e.g. from
-    :func:`lrkit.methods.stargan2.fan.heatmap_masks`. Used only when the generator was built with ``w_hpf > 0``.
+    :func:`lrkit.nets.fan.heatmap_masks`. Used only when the generator was built with ``w_hpf > 0``.
     """
 
     def __init__(self, img_size: int = 256, style_dim: int = 64, max_conv_dim: int = 512, w_hpf: float = 1,

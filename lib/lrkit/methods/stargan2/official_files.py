@@ -32,8 +32,8 @@ import torch.nn as nn
 
 from lrkit.fsutil import atomic_open
 from lrkit.methods.stargan2.nets import MappingNetwork, Stargan2Generator, StyleEncoder
-from lrkit.methods.stargan2.fan import FAN
-from lrkit.statedict import load_tensor_file, state_diff
+from lrkit.nets.fan import FAN, load_wing as load_official_wing  # noqa: F401  (the official file reader)
+from lrkit.statedict import as_state_dict, load_tensor_file, state_diff
 
 NETS_EMA_KEYS = ("generator", "mapping_network", "style_encoder")
 # Present in the CelebA-HQ file (the FAN rides along in nets_ema when w_hpf > 0); the same weights as wing.ckpt.
@@ -47,18 +47,8 @@ def _torch_load_tensors(path: str | os.PathLike, what: str) -> object:
     return load_tensor_file(path, what)
 
 
-def _strip_module_prefix(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Drop a ``module.`` prefix present on every key (a state_dict saved from the nn.DataParallel wrapper)."""
-    if sd and all(k.startswith("module.") for k in sd):
-        return {k[len("module."):]: v for k, v in sd.items()}
-    return dict(sd)
-
-
 def _as_state_dict(obj: object, where: str) -> dict[str, torch.Tensor]:
-    if not isinstance(obj, Mapping) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
-                                                for k, v in obj.items()):
-        raise ValueError(f"{where} is not a state_dict (a mapping of names to tensors)")
-    return _strip_module_prefix(obj)
+    return as_state_dict(obj, where)
 
 
 def _compare(module: nn.Module, sd: Mapping[str, torch.Tensor], name: str,
@@ -196,29 +186,3 @@ def save_nets_ema_like_official(path: str | os.PathLike, modules: Mapping[str, n
         out[name] = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
     with atomic_open(path, "wb") as fh:
         torch.save(out, fh)
-
-
-def load_official_wing(path: str | os.PathLike) -> FAN:
-    """Read the official ``wing.ckpt`` into a :class:`FAN` (eval mode, CPU).
-
-    Like the official loader, keys of the file that FAN does not have are ignored (and BatchNorm
-    ``num_batches_tracked`` counters may be absent: they do not affect eval-mode output); every other FAN key must
-    be present with the right shape, else one ValueError lists the problems.
-    """
-    obj = _torch_load_tensors(path, "wing.ckpt (FAN landmark network)")
-    if not isinstance(obj, Mapping) or "state_dict" not in obj:
-        keys = sorted(map(str, obj)) if isinstance(obj, Mapping) else type(obj).__name__
-        raise ValueError(f"{path} is not the official wing.ckpt: expected a dict with a 'state_dict' entry, got "
-                         f"{keys}")
-    sd = _as_state_dict(obj["state_dict"], f"{path}['state_dict']")
-    fan = FAN()
-    own = fan.state_dict()
-    missing = [k for k in own if k not in sd and not k.endswith("num_batches_tracked")]
-    shapes = [f"{k} {tuple(sd[k].shape)} in file vs {tuple(own[k].shape)} here" for k in own
-              if k in sd and sd[k].shape != own[k].shape]
-    if missing or shapes:
-        raise ValueError(f"{path} does not fit the FAN (98 landmarks) of StarGAN v2: missing keys {missing}, "
-                         f"shape mismatches {shapes}")
-    own.update({k: v for k, v in sd.items() if k in own})
-    fan.load_state_dict(own, strict=True)
-    return fan.eval()

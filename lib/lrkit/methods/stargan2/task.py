@@ -55,7 +55,7 @@ from lrkit.data import synthfaces as sf
 from lrkit.data.training_sets import ImageSet, open_images
 from lrkit.losses.gan import d_nonsaturating, g_nonsaturating, l1, r1_penalty
 from lrkit.methods.stargan2.nets import MappingNetwork, Stargan2Discriminator, Stargan2Generator, StyleEncoder, he_init_
-from lrkit.methods.stargan2.fan import FAN, heatmap_masks
+from lrkit.nets.fan import FAN, heatmap_masks
 from lrkit.data.pools import ImagePool
 from lrkit.train.batches import _generator
 from lrkit.train.frozen import frozen

@@ -1,5 +1,8 @@
 """The FAN face-landmark network ("wing") that StarGAN v2 uses for CelebA-HQ masks, and the heatmap -> mask step.
 
+Shared (``lrkit.nets``): StarGAN v2's masks and SR-NAM's landmark metric (``lrkit.metrics.landmarks_fan``) both
+run it.
+
 StarGAN v2's CelebA-HQ generator (``w_hpf = 1``) adds high-pass filtered encoder features back in the decoder, gated
 by two soft face masks. The masks come from a pretrained 98-landmark (WFLW) FAN from Adaptive Wing Loss (Wang et
 al. 2019), released by the StarGAN v2 authors as ``wing.ckpt``. This module rebuilds that network with identical
@@ -26,9 +29,14 @@ heatmaps; sum into ``mask_face`` and, without chin, lips and brows, into ``mask_
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from lrkit.statedict import as_state_dict, load_tensor_file
 
 FAN_INPUT_SIZE = 256
 NUM_LANDMARKS = 98
@@ -205,13 +213,45 @@ def masks_from_heatmaps(heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
 
 
 @torch.no_grad()
-def heatmap_masks(fan: FAN, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images [B, 3, S, S] in [-1, 1] -> (mask_face, mask_inner), each [B, 1, 256, 256] in [0, 1]: the ``masks``
-    argument of :class:`lrkit.methods.stargan2.nets.Stargan2Generator` (the official ``fan.get_heatmap(x)``)."""
+def fan_heatmaps(fan: FAN, x: torch.Tensor) -> torch.Tensor:
+    """Images [B, 3, S, S] in [-1, 1] -> FAN's 98 landmark heatmaps [B, 98, 64, 64] (resized to 256 px bilinear,
+    mapped to [0, 1], the boundary channel dropped): the official ``get_heatmap`` before its upsampling."""
     if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 3:
         raise ValueError(f"x must be [B, 3, H, W] images in [-1, 1], got "
                          f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
     x = F.interpolate(x, size=FAN_INPUT_SIZE, mode="bilinear", align_corners=False)
-    heat = fan(x * 0.5 + 0.5)[:, :-1]  # [B, 98, 64, 64], boundary channel dropped
+    return fan(x * 0.5 + 0.5)[:, :-1]
+
+
+def heatmap_masks(fan: FAN, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images [B, 3, S, S] in [-1, 1] -> (mask_face, mask_inner), each [B, 1, 256, 256] in [0, 1]: the ``masks``
+    argument of :class:`lrkit.methods.stargan2.nets.Stargan2Generator` (the official ``fan.get_heatmap(x)``)."""
+    heat = fan_heatmaps(fan, x)  # [B, 98, 64, 64]
     heat = F.interpolate(heat, scale_factor=FAN_INPUT_SIZE // heat.shape[2], mode="bilinear", align_corners=True)
     return masks_from_heatmaps(heat)
+
+
+def load_wing(path: str | os.PathLike) -> FAN:
+    """Read the official ``wing.ckpt`` into a :class:`FAN` (eval mode, CPU).
+
+    Like the official loader, keys of the file that FAN does not have are ignored (and BatchNorm
+    ``num_batches_tracked`` counters may be absent: they do not affect eval-mode output); every other FAN key must
+    be present with the right shape, else one ValueError lists the problems.
+    """
+    obj = load_tensor_file(path, "wing.ckpt (FAN landmark network)")
+    if not isinstance(obj, Mapping) or "state_dict" not in obj:
+        keys = sorted(map(str, obj)) if isinstance(obj, Mapping) else type(obj).__name__
+        raise ValueError(f"{path} is not the official wing.ckpt: expected a dict with a 'state_dict' entry, got "
+                         f"{keys}")
+    sd = as_state_dict(obj["state_dict"], f"{path}['state_dict']")
+    fan = FAN()
+    own = fan.state_dict()
+    missing = [k for k in own if k not in sd and not k.endswith("num_batches_tracked")]
+    shapes = [f"{k} {tuple(sd[k].shape)} in file vs {tuple(own[k].shape)} here" for k in own
+              if k in sd and sd[k].shape != own[k].shape]
+    if missing or shapes:
+        raise ValueError(f"{path} does not fit the FAN (98 landmarks) of StarGAN v2: missing keys {missing}, "
+                         f"shape mismatches {shapes}")
+    own.update({k: v for k, v in sd.items() if k in own})
+    fan.load_state_dict(own, strict=True)
+    return fan.eval()
