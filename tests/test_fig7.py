@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from lrkit.methods.i2ilr import fig7
+from lrkit.methods.progan.task import progan_plan
 from lrkit.runs.artifacts import read_table_csv
 from lrkit.runs.context import open_run
 from lrkit.train.shipped import resolve_checkpoint
@@ -75,9 +76,9 @@ def test_progan_plan_fits_a_handful_of_real_images(tmp_path):
     from lrkit.profiles import get_profile
 
     export_folder("faces", tmp_path / "celeba_hq", n_train=6, n_val=2, size=64, seed=0)
-    cfg, may_train = fig7.progan_plan(get_profile("paper"), steps=2, data_root=tmp_path)
+    cfg, may_train = progan_plan(fig7.PROGAN_PRESET, get_profile("paper"), steps=2, data_root=tmp_path)
     assert may_train and cfg.dataset == "celeba_hq" and cfg.n_images == 12
     assert cfg.epochs == (1,) * cfg.depth and max(cfg.batch_sizes) <= 12
     assert cfg.steps == sum(-(-12 // b) for b in cfg.batch_sizes)  # one pass over the 12 images per stage
     with pytest.raises(ValueError, match="fewer than one batch"):
-        fig7.progan_plan(get_profile("paper"), steps=0, data_root=tmp_path)
+        progan_plan(fig7.PROGAN_PRESET, get_profile("paper"), steps=0, data_root=tmp_path)

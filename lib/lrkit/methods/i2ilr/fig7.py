@@ -41,6 +41,7 @@ from lrkit.methods.i2ilr.config import preset_for_profile as i2ilr_preset_for_pr
 from lrkit.methods.i2ilr.inference import load_i2ilr, translate
 from lrkit.methods.i2ilr.task import ensure_trained as ensure_i2ilr, open_val_set
 from lrkit.methods.progan.latent import load_progan
+from lrkit.methods.progan.task import progan_plan
 from lrkit.methods.pulse.config import PulseConfig
 from lrkit.methods.pulse.pulse import pulse_downscale, run_pulse
 from lrkit.metrics.lr_consistency import lr_errors
@@ -68,23 +69,6 @@ def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
     return torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
 
 
-def progan_plan(profile, steps: int = 0, data_root=None):
-    """(ProganConfig, may_train) of the ProGAN Fig. 7 searches when no checkpoint is given: the profile's
-    ``PROGAN_PRESET``; on a real folder re-planned for the images it holds. ``steps`` > 0 (a miniature): one epoch
-    per stage (ProGAN's length is its epochs, not a step count), batches no larger than the handful of images."""
-    from lrkit.methods.progan.config import preset_for_profile, with_n_images
-    from lrkit.methods.progan.task import open_training_set
-
-    mprof, may_train = model_profile(profile, steps)
-    cfg = preset_for_profile(PROGAN_PRESET, mprof)  # its steps derive from its schedule
-    if cfg.dataset == "synthfaces":
-        return cfg, may_train
-    n = len(open_training_set(cfg, data_root))
-    if steps:
-        cfg = cfg.with_overrides(epochs=(1,) * cfg.depth, batch_sizes=tuple(min(b, n) for b in cfg.batch_sizes))
-    return with_n_images(cfg, n), may_train
-
-
 def pulse_generator(ctx, *, dataset: str, device: str, progan_checkpoint: str = "", steps: int = 0,
                     data_root=None, progress: bool = True):
     """(latent generator, weights label, ProGAN checkpoint or None) for the run's profile (module docstring)."""
@@ -102,7 +86,7 @@ def pulse_generator(ctx, *, dataset: str, device: str, progan_checkpoint: str = 
             ctx.record("note", text=f"PULSE's StyleGAN-1 weights unavailable, using the profile's ProGAN: {exc}")
     from lrkit.methods.progan.task import ensure_trained
 
-    cfg, may_train = progan_plan(ctx.profile, steps, data_root)
+    cfg, may_train = progan_plan(PROGAN_PRESET, ctx.profile, steps, data_root)
     ckpt = ensure_trained(cfg, Path(ctx.run_dir).parent, data_root=data_root, device=device, progress=progress,
                           train=may_train)
     ctx.record("model", preset=cfg.preset, checkpoint=str(ckpt))

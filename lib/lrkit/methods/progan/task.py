@@ -264,6 +264,24 @@ def ensure_trained(cfg: ProganConfig, runs_root: str | Path, *, data_root=None, 
                         data_root=data_root, device=device, progress=progress, train=train)
 
 
+def progan_plan(preset: str, profile, steps: int = 0, data_root=None) -> tuple[ProganConfig, bool]:
+    """(ProganConfig, may_train) a notebook evaluates for paper preset ``preset`` under ``profile`` when no
+    checkpoint is given (``lrkit.profiles.model_profile``: the shipped cpu model under smoke); on a real folder
+    re-planned for the images it holds. ``steps`` > 0 (a miniature): one epoch per stage (ProGAN's length is its
+    epochs, not a step count), batches no larger than the handful of images."""
+    from lrkit.methods.progan.config import preset_for_profile, with_n_images
+    from lrkit.profiles import model_profile
+
+    mprof, may_train = model_profile(profile, steps)
+    cfg = preset_for_profile(preset, mprof)  # its steps derive from its schedule
+    if cfg.dataset == "synthfaces":
+        return cfg, may_train
+    n = len(open_training_set(cfg, data_root))
+    if steps:
+        cfg = cfg.with_overrides(epochs=(1,) * cfg.depth, batch_sizes=tuple(min(b, n) for b in cfg.batch_sizes))
+    return with_n_images(cfg, n), may_train
+
+
 def describe_schedule(cfg: ProganConfig) -> list[dict]:
     """One row per stage (size, batch, epochs, steps, fade-in steps, first step): for notebooks and reports."""
     rows, start = [], 0
