@@ -188,7 +188,8 @@ def _cmd_train_degradation(args: argparse.Namespace) -> int:
     from lrkit.methods.srnam.config import get_preset
     from lrkit.methods.srnam.task import train_degradation
 
-    return _train(args, "degradation", get_preset, train_degradation, lr_root=args.lr_root)
+    return _train(args, "degradation", get_preset, train_degradation, lr_root=args.lr_root,
+                  keep_checkpoints=args.keep_checkpoints)
 
 
 def _cmd_srnam(args: argparse.Namespace) -> int:
@@ -408,6 +409,9 @@ def build_parser() -> argparse.ArgumentParser:
         if method == "degradation":
             tp.add_argument("--lr-root", help="srnam_deg: a folder of real LR faces (e.g. 16 px Widerface crops); "
                                               "the synthfaces presets use the known synthlr-v1 process instead")
+            tp.add_argument("--keep-checkpoints", type=int, default=0, metavar="N",
+                            help="also keep the last N periodic snapshots checkpoints/step_*.pt (for "
+                                 "benchmarks/srnam_degradation_curve.py); default: only latest.pt")
         if method == "stargan2":
             tp.add_argument("--wing", help="w_hpf > 0 (celebahq*): the FAN's wing.ckpt (default: the registered "
                                            "stargan2_wing weights)")

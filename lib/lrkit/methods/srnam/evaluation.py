@@ -8,6 +8,9 @@ x 1e3, lower is closer) to that reference:
 * the same architecture untrained (its initial weights, the same seed): where training started;
 * a plain 4 x 4 average-pool downscale of the HR images (no degradation learned at all);
 * the process applied to *other* val images (the floor: two samples of the true distribution).
+
+:func:`degradation_curve` scores a run's snapshots (``checkpoints/step_*.pt``) the same way: the distance as
+training went on.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from lrkit.data.training_sets import open_images
 from lrkit.methods.srnam.nets import HR_SIZE, LR_SIZE, DegradationGenerator
 from lrkit.metrics.swd import swd_patch7
 
-__all__ = ["degradation_check", "VAL_OFFSET"]
+__all__ = ["degradation_check", "degradation_curve", "VAL_OFFSET"]
 
 VAL_OFFSET = 10_000_000  # process indices of val images: never those of a training image
 
@@ -53,3 +56,22 @@ def degradation_check(G: DegradationGenerator, *, n: int = 500, seed: int = 0, w
                      (f"{SYNTHLR_V1.name} on other images (floor)", floor)):
         rows.append({"lr_images": name, **swd_patch7(lr, truth, seed=seed), "n": n})
     return rows
+
+
+def degradation_curve(checkpoints, *, n: int = 500, seed: int = 0) -> list[dict]:
+    """One row per checkpoint (``step``, ``swd`` x 1e3 of its G_ema as in :func:`degradation_check`) on the same
+    ``n`` val images, then step 0 (the untrained net) and the reference rows (average pool, floor) for scale."""
+    from lrkit.methods.srnam.outputs import load_degradation
+
+    rows, last = [], None
+    for path in checkpoints:
+        G = load_degradation(path)
+        check = degradation_check(G, n=n, seed=seed)
+        rows.append({"step": G.step, "lr_images": check[0]["lr_images"], "swd": check[0]["swd"],
+                     "checkpoint": str(path)})
+        last = check
+    if last is None:
+        raise ValueError("degradation_curve: no checkpoints given")
+    rows.append({"step": 0, "lr_images": last[1]["lr_images"], "swd": last[1]["swd"], "checkpoint": ""})
+    rows += [{"step": None, "lr_images": r["lr_images"], "swd": r["swd"], "checkpoint": ""} for r in last[2:]]
+    return sorted(rows[:-2], key=lambda r: r["step"]) + rows[-2:]

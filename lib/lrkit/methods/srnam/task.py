@@ -205,12 +205,15 @@ def _load_vgg(cfg: DegradationConfig, device: str):
 
 
 def train_degradation(cfg: DegradationConfig, run_dir: str | Path, *, data_root=None, lr_root=None,
-                      device: str = "cpu", resume: bool = False, progress: bool = True) -> TrainResult:
+                      device: str = "cpu", resume: bool = False, progress: bool = True,
+                      keep_checkpoints: int = 0) -> TrainResult:
+    """Train (or resume) ``cfg`` in ``run_dir``; ``keep_checkpoints`` > 0 also keeps that many periodic snapshots."""
     hr, lr = open_degradation_data(cfg, data_root, lr_root)
     vgg, note = _load_vgg(cfg, device)
     print(f"{cfg.preset}: {note}")  # always: a loss term left off is never silent
     task = DegradationTask(cfg, hr, lr, device=device, vgg=vgg, perceptual_note=note)
-    loop = LoopConfig(steps=cfg.steps, checkpoint_every=cfg.checkpoint_every, sample_every=cfg.sample_every)
+    loop = LoopConfig(steps=cfg.steps, checkpoint_every=cfg.checkpoint_every, sample_every=cfg.sample_every,
+                      keep_checkpoints=keep_checkpoints)
     return train(task, Path(run_dir), loop, resume=resume, progress=progress)
 
 
