@@ -79,8 +79,8 @@ def test_whole_smoke_batch(tmp_path, batch_env):
     losses = (model / "losses.jsonl").read_text().splitlines()
     steps = get_preset("celebahq128_smoke").steps
     assert len(losses) == steps and json.loads(losses[-1])["step"] == steps
-    trained = [m.name for task in ("i2ilr", "stargan2") if (runs / "models" / task).is_dir()
-               for m in (runs / "models" / task).iterdir()]
+    tasks = ("i2ilr", "stargan2", "progan", "srnam_degradation")
+    trained = [m.name for task in tasks if (runs / "models" / task).is_dir() for m in (runs / "models" / task).iterdir()]
     assert not [m for m in trained if "_cpu-" in m], trained
     events = [json.loads(line) for line in (runs / run_id / EVENTS_FILE).read_text().splitlines()]
     used = {(e["notebook"], e["checkpoint"]) for e in events
@@ -97,6 +97,18 @@ def test_whole_smoke_batch(tmp_path, batch_env):
     assert "ProGAN sr_nam64_cpu" in (tables / "i2ilr_fig7_pulse_table.md").read_text()
     for fig in ("i2ilr_fig7_pulse", "progan_samples"):
         assert (out / "figures" / "smoke" / f"{fig}.png").exists()
+    # SR-NAM: the shipped cpu ProGAN and degradation GAN, evaluated (never trained here).
+    for fig in SRNAM_FIGURES:
+        assert (out / "figures" / "smoke" / f"{fig}.png").exists(), fig
+    check = read_table_csv(tables / "srnam_degradation_check.csv").set_index("lr_images")
+    assert check["swd"].iloc[0] < 0.7 * check.loc["the same net, untrained", "swd"]
+    lm = read_table_csv(tables / "srnam_landmark_table.csv").set_index("method")
+    assert list(lm.index) == ["SR-NAM", "PULSE (same ProGAN)", "bicubic"] and set(lm["landmark_fan"]) == {"unavailable"}
+    assert "srnam_deg_cpu" in (tables / "srnam_landmark_table.md").read_text()
+
+
+SRNAM_FIGURES = ("srnam_fig4_degradation", "srnam_fig5_progan_growth", "srnam_fig6_search", "srnam_fig7_real_lr",
+                 "srnam_fig8_failures")
 
 
 def _real_tree(root: Path) -> Path:
@@ -114,10 +126,11 @@ def _real_tree(root: Path) -> Path:
 
 
 # The paper miniature: every model 2 steps at batch 2 (paper widths and sizes), 2 LR targets, 64/32 synthfaces
-# images in the data and metric notebooks, the smoke batch's 64 px factor probes (outputs at 128 px are pooled).
+# images in the data and metric notebooks, the smoke batch's 64 px factor probes (outputs at 128 px are pooled);
+# SR-NAM's searches on 2 inputs (a pool of 3 for Fig. 8) for 3 steps.
 MINIATURE = ["-p", "steps=2", "-p", "batch_size=2", "-p", "n_eval_targets=2", "-p", "n_images=64", "-p", "n_train=64",
              "-p", "n_val=32", "-p", "probe_size=64", "-p", "pulse_steps=3", "-p", "n_references=2",
-             "-p", "duplicates=2"]
+             "-p", "duplicates=2", "-p", "n_inputs=2", "-p", "search_steps=3", "-p", "pool=3"]
 
 
 def test_paper_profile_miniature(tmp_path, batch_env):
@@ -148,3 +161,9 @@ def test_paper_profile_miniature(tmp_path, batch_env):
         assert "2 of " in md
     t3 = (out / "paper_tables" / "paper" / "table3_afhq.md").read_text()
     assert "trained here (afhq128, 2 steps)" in t3
+    # SR-NAM: ProGAN and the degradation GAN trained here on the real-layout faces; without an LR folder its "real
+    # LR" set is the synthetic process, under its own preset name.
+    for fig in SRNAM_FIGURES:
+        assert (out / "figures" / "paper" / f"{fig}.png").exists(), fig
+    lm = (out / "paper_tables" / "paper" / "srnam_landmark_table.md").read_text()
+    assert "srnam_deg_synthlr" in lm and "celeba_hq-val@" in lm and "synthfaces-faces-val" not in lm

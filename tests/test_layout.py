@@ -13,7 +13,7 @@ SHARED = ("data", "metrics", "train", "runs", "evaluation", "losses", "nets", "s
           "viz.py", "cpu.py", "fsutil.py", "statedict.py", "reference.py")
 # importer method -> methods it may import (as baselines of its paper's tables/figures)
 ALLOWED = {"i2ilr": {"stargan2", "pulse", "progan"}, "stargan2": set(), "progan": set(), "stylegan1": set(),
-           "pulse": {"progan", "stylegan1"}, "srnam": {"progan"}}
+           "pulse": {"progan", "stylegan1"}, "srnam": {"progan", "pulse"}}
 
 
 def _imports(path: Path) -> set[str]:

@@ -38,6 +38,12 @@ class Profile:
     # cell whose kernel went quiet without answering (nbclient#312, seen twice here) would otherwise hold the batch
     # until CI's own limit; a real training cell of the cpu/quick/paper profiles may run for hours.
     cell_timeout_s: int = 0
+    # SR-NAM's notebooks (lrkit.methods.srnam.figures): LR inputs per grid and table (each searched with the paper's
+    # K = 3 starts), Adam steps of each search (the paper: 250-500), inputs searched for the failure figure (Fig. 8
+    # shows the worst of them by final L1).
+    srnam_inputs: int = 8
+    srnam_steps: int = 250
+    srnam_pool: int = 32
 
 
 PROFILES: dict[str, Profile] = {
@@ -61,6 +67,9 @@ PROFILES: dict[str, Profile] = {
             eval_models="cpu",
             eval_real=200,  # of the cpu models' 1,000 train images: the batch's minutes (40 fakes per setting)
             cell_timeout_s=1200,  # its slowest cell took ~3 min on 2 busy cores (2026-12-03); 20 min means a hang
+            srnam_inputs=4,  # x 3 starts, 60 steps: the search's shape in CI seconds (the cpu profile runs 250)
+            srnam_steps=60,
+            srnam_pool=8,
         ),
         Profile(
             name="cpu",
@@ -77,6 +86,9 @@ PROFILES: dict[str, Profile] = {
             eval_targets=25,  # 25 targets x 10 sources per evaluation (the val split has 200 images; the whole batch
             # evaluates 16 settings, its Fréchet features ~0.05 s an image on one core)
             minutes_per_notebook=60.0,
+            srnam_inputs=12,
+            srnam_steps=250,
+            srnam_pool=48,
         ),
         Profile(
             name="quick",
@@ -91,6 +103,9 @@ PROFILES: dict[str, Profile] = {
             batch_size=8,
             eval_targets=500,
             minutes_per_notebook=10.0,
+            srnam_inputs=32,
+            srnam_steps=500,
+            srnam_pool=500,
         ),
         Profile(
             name="paper",
@@ -105,6 +120,9 @@ PROFILES: dict[str, Profile] = {
             batch_size=8,
             eval_targets=0,
             minutes_per_notebook=float("inf"),
+            srnam_inputs=32,
+            srnam_steps=500,
+            srnam_pool=1000,
         ),
     )
 }

@@ -32,6 +32,13 @@ NOTEBOOKS: tuple[NotebookSpec, ...] = (
     NotebookSpec("fig6_vs_stargan", "I2I-LR Fig. 6: I2I-LR vs reference-guided StarGAN v2", ALL, ("celeba_hq",)),
     NotebookSpec("fig7_pulse_comparison", "I2I-LR Fig. 7: I2I-LR vs PULSE, with timings", ALL, ("celeba_hq",)),
     NotebookSpec("fig8_afhq", "I2I-LR Fig. 8: AFHQ per domain", ALL, ("afhq",)),
+    NotebookSpec("srnam_degradation", "SR-NAM Fig. 4: the degradation GAN's LR samples vs the true degradation", ALL,
+                 ("celeba_hq",)),
+    NotebookSpec("srnam_progan_growth", "SR-NAM Fig. 5: the progressive generator at 4 to 64 px", ALL,
+                 ("celeba_hq",)),
+    NotebookSpec("srnam_grids", "SR-NAM Figs. 6-7: search grids, and the landmark table (eq. 7)", ALL,
+                 ("celeba_hq",)),
+    NotebookSpec("srnam_failures", "SR-NAM Fig. 8: failure cases by final L1", ALL, ("celeba_hq",)),
     NotebookSpec("i2ilr_training_study", "I2I-LR training study: what makes a small-scale G use its source",
                  ("smoke", "cpu")),
 )

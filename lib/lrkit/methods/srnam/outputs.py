@@ -20,7 +20,7 @@ from lrkit.methods.srnam.nets import DegradationGenerator
 from lrkit.methods.srnam.search import GREY_LEVELS, SrnamProblem, SrnamSearchConfig
 from lrkit.search.engine import SearchResult
 
-__all__ = ["load_degradation", "redegrade", "write_outputs", "summary_line"]
+__all__ = ["load_degradation", "redegrade", "candidate_grid", "write_outputs", "summary_line"]
 
 
 def load_degradation(checkpoint_path: str | Path, device: str = "cpu", ema: bool = True) -> DegradationGenerator:
@@ -65,23 +65,39 @@ def _png(path: Path, image: torch.Tensor) -> None:
         Image.fromarray(to_uint8(image)).save(fh, format="PNG")
 
 
+def candidate_grid(lr_images: torch.Tensor, hr: torch.Tensor, redegraded: torch.Tensor,
+                   truth: torch.Tensor | None = None, pad: int = 2) -> torch.Tensor:
+    """One grid [3, H, W]: per input a row of the input LR, then each candidate's HR and re-degraded LR (LR images
+    nearest-upsampled to the HR size), then the true HR when given. ``lr_images`` [N, 3, 16, 16], ``hr``
+    [N, K, 3, S, S], ``redegraded`` [N, K, 3, 16, 16], ``truth`` [N, 3, S, S]."""
+    from torchvision.utils import make_grid
+
+    n, k = hr.shape[:2]
+    size = hr.shape[-2:]
+    up = torch.nn.functional.interpolate
+    cells = []
+    for i in range(n):
+        cells.append(up(lr_images[i:i + 1], size=size, mode="nearest")[0])
+        for j in range(k):
+            cells += [hr[i, j], up(redegraded[i, j][None], size=size, mode="nearest")[0]]
+        if truth is not None:
+            cells.append(truth[i])
+    ncol = 1 + 2 * k + (truth is not None)
+    return make_grid(torch.stack(cells).clamp(-1, 1), nrow=ncol, padding=pad, pad_value=1.0)
+
+
 def write_outputs(result: SearchResult, lr_images: torch.Tensor, redegraded: torch.Tensor, stems: list[str],
                   out_dir: str | Path, cfg: SrnamSearchConfig, record: dict, policy: str = "last") -> list[dict]:
     """Every candidate's files and JSON line (module docstring); returns the records."""
-    from torchvision.utils import make_grid
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     hr = result.output(policy)
     n, k = result.seeds.shape
-    records, cells = [], []
-    up = torch.nn.functional.interpolate
+    records = []
     for i, stem in enumerate(stems):
-        cells.append(up(lr_images[i:i + 1], size=hr.shape[-2:], mode="nearest")[0])
         for j in range(k):
             _png(out / f"{stem}_{j}.png", hr[i, j])
             _png(out / f"{stem}_{j}_lr.png", redegraded[i, j])
-            cells += [hr[i, j], up(redegraded[i, j][None], size=hr.shape[-2:], mode="nearest")[0]]
             l1 = float((redegraded[i, j] - lr_images[i]).abs().mean()) * GREY_LEVELS
             rec = {"input": stem, "k": j, "seed": int(result.seeds[i, j]), "output": policy,
                    "l1_levels": l1, "search_l1_levels": float(result.output_error(policy)[i, j]) * GREY_LEVELS,
@@ -90,8 +106,7 @@ def write_outputs(result: SearchResult, lr_images: torch.Tensor, redegraded: tor
                    "noise": cfg.noise, "seconds_per_candidate": result.seconds / max(1, n * k), **record}
             append_jsonl(out / "results.jsonl", rec)
             records.append(rec)
-    grid = make_grid(torch.stack(cells).clamp(-1, 1), nrow=1 + 2 * k, padding=2, pad_value=1.0)
-    _png(out / "grid.png", grid)
+    _png(out / "grid.png", candidate_grid(lr_images, hr, redegraded))
     return records
 
 
