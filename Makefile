@@ -24,10 +24,13 @@ reproduce: $(STAMP)
 # workers, one test file each at a time: most unit tests use one thread, the two batch tests both cores.
 TEST_WORKERS ?= 2
 test: $(STAMP)
+	@bash tests/setup_browser.sh
 	$(PY) -m pytest -m "not slow and not gpu and not online" -q -n $(TEST_WORKERS) --dist loadfile
 
 # Everything that can run on this machine, slow tests included.
+# tests/setup_browser.sh: Debian's headless Chromium for the report tests (they skip, saying why, without it).
 test-all: $(STAMP)
+	@bash tests/setup_browser.sh
 	$(PY) -m pytest -m "not gpu and not online" -q -n $(TEST_WORKERS) --dist loadfile
 
 lab: $(STAMP)

@@ -32,7 +32,18 @@ def batch_env(tmp_path_factory):
     return e
 
 
-def test_whole_smoke_batch(tmp_path, batch_env):
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, batch_env):
+    """The whole smoke batch, once for this file's smoke tests: (output root, runs folder, run id)."""
+    tmp_path = tmp_path_factory.mktemp("smoke_batch")
+    out, runs = tmp_path / "out", tmp_path / "runs"
+    p = _run_cli("reproduce", "--profile", "smoke", "--jobs", "2", "--output-root", str(out), "--runs-dir", str(runs),
+                 env=batch_env, timeout=3600)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return out, runs, Path(re.search(r"HTML report: (\S+index\.html)", p.stdout).group(1)).parent.name
+
+
+def test_whole_smoke_batch(smoke_run, batch_env):
     """Every smoke notebook through the real path (what `make reproduce` runs); metrics_sanity's numbers must make
     sense; train_i2ilr trains the smoke preset, the tables and figures evaluate the shipped cpu models (one per setting,
     never trained here)."""
@@ -40,11 +51,7 @@ def test_whole_smoke_batch(tmp_path, batch_env):
     from lrkit.runs.artifacts import read_table_csv
     from lrkit.train import shipped
 
-    out, runs = tmp_path / "out", tmp_path / "runs"
-    p = _run_cli("reproduce", "--profile", "smoke", "--jobs", "2", "--output-root", str(out), "--runs-dir", str(runs),
-                 env=batch_env, timeout=3600)
-    assert p.returncode == 0, p.stdout + p.stderr
-    run_id = Path(re.search(r"HTML report: (\S+index\.html)", p.stdout).group(1)).parent.name
+    out, runs, run_id = smoke_run
     manifest = json.loads((runs / run_id / "manifest.json").read_text())
     assert {n: nb["status"] for n, nb in manifest["notebooks"].items()} == {nb.name: "ok" for nb in nbreg.NOTEBOOKS}
     assert any(w["name"] == "efficientnet_lite0" and w["verified"] for w in manifest["weights"])
@@ -105,6 +112,37 @@ def test_whole_smoke_batch(tmp_path, batch_env):
     lm = read_table_csv(tables / "srnam_landmark_table.csv").set_index("method")
     assert list(lm.index) == ["SR-NAM", "PULSE (same ProGAN)", "bicubic"] and set(lm["landmark_fan"]) == {"unavailable"}
     assert "srnam_deg_cpu" in (tables / "srnam_landmark_table.md").read_text()
+
+
+def test_smoke_report_in_a_real_browser(smoke_run, batch_env):
+    """The smoke run's index.html and every page it links, opened in headless Chromium: no console error, every image
+    loaded, the tables' numbers on the page as text; a screenshot saved with the run; `lrkit report` then rebuilds
+    the index over all runs and links the screenshot."""
+    from lrkit.evaluation.paper_layout import format_sig
+    from lrkit.runs.artifacts import read_table_csv
+    from lrkit.runs.browser import BrowserUnavailable, check_report, find_browser
+
+    try:
+        find_browser()
+    except BrowserUnavailable as exc:
+        pytest.skip(str(exc))
+    out, runs, run_id = smoke_run
+    run_dir = runs / run_id
+    tables = out / "paper_tables" / "smoke"
+    t1 = read_table_csv(tables / "table1_celebahq_fid_lpips.csv").set_index("column", append=True)
+    lm = read_table_csv(tables / "srnam_landmark_table.csv").set_index("method")
+    expect = ["15.52", "25.89",  # Table 1's paper numbers beside the kit's
+              format_sig(float(t1.loc[("Ours", "LR error (grey levels)@128"), "reproduced"])),
+              format_sig(float(lm.loc["SR-NAM", "lr_l1_deg_levels"]))]
+    checks = check_report(run_dir / "index.html", expect_text=expect, screenshot=run_dir / "screenshot.png")
+    assert all(c.ok for c in checks), "\n".join(c.problems() for c in checks if not c.ok)
+    linked = {Path(c.url).name for c in checks}
+    assert {f"{nb.name}.html" for nb in nbreg.NOTEBOOKS} <= linked  # every notebook's report opened
+    assert checks[0].images >= 20 and (run_dir / "screenshot.png").stat().st_size > 50_000
+    p = _run_cli("report", "--runs-dir", str(runs), env=batch_env, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "href='screenshot.png'" in (run_dir / "index.html").read_text()
+    assert f"{run_id}/index.html" in (runs / "index.html").read_text()
 
 
 SRNAM_FIGURES = ("srnam_fig4_degradation", "srnam_fig5_progan_growth", "srnam_fig6_search", "srnam_fig7_real_lr",

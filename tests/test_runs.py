@@ -19,6 +19,7 @@ from lrkit.runs.compare import compare_runs  # noqa: E402
 from lrkit.runs.context import open_run  # noqa: E402
 from lrkit.runs.report import write_index  # noqa: E402
 from lrkit.runs.runid import RUN_ID_RE, create_run_dir  # noqa: E402
+from run_fixtures import reproduce_like_run as _reproduce_like_run  # noqa: E402
 
 NOW = dt.datetime(2026, 11, 22, 5, 35, 12, tzinfo=dt.timezone.utc)
 
@@ -141,3 +142,31 @@ def test_interactive_run_and_index(tmp_path):
     assert '<img src="../../figures/smoke/history/f1/' in page
     assert "ValueError: boom" in page and "a/bad.png" in page and "truncated" in page
     assert manifest["datasets"][0]["fingerprint"] == "f" * 64
+
+
+def test_index_opens_with_failures_then_the_papers_order(tmp_path):
+    run_dir, manifest = _reproduce_like_run(tmp_path, "20261208T010000Z-aaaaaaa", 14.1234)
+    page = write_index(run_dir, manifest).read_text()
+    pos = {k: page.index(k) for k in ("id='failures'", "id='summary'", "I2I-LR Table 1 here", "Data overview figure",
+                                      "id='notebooks'")}
+    assert pos["id='failures'"] < pos["id='summary'"] < pos["I2I-LR Table 1 here"] < pos["Data overview figure"]
+    assert "RuntimeError: no model" in page and 'href="logs/fig5_grid.log"' in page
+    # the table is the paper layout: the kit's number at the paper's precision beside the paper's, Δ coloured
+    assert "<td class='kit'>14.12</td><td class='paper'>15.52</td><td class='diff better'>-1.40</td>" in page
+    assert "{&quot;steps&quot;: 2}" in page and "cpu-test" in page and "c" * 40 in page
+
+
+def test_runs_index_newest_first_with_compare_pages(tmp_path):
+    a, _ = _reproduce_like_run(tmp_path, "20261208T010000Z-aaaaaaa", 14.1234)
+    b, _ = _reproduce_like_run(tmp_path, "20261208T020000Z-bbbbbbb", 16.0)
+    assert not (a / "index.html").exists()
+    from lrkit.runs.report import write_runs_index
+
+    page = write_runs_index(tmp_path / "runs").read_text()
+    assert page.index("20261208T020000Z-bbbbbbb") < page.index("20261208T010000Z-aaaaaaa")
+    assert (a / "index.html").exists()  # each run's page rebuilt from its manifest
+    rel = "compare/20261208T010000Z-aaaaaaa__20261208T020000Z-bbbbbbb.html"
+    assert f"href='{rel}'" in page
+    diff = (tmp_path / "runs" / rel).read_text()
+    assert "2 numbers compared, 1 changed" in diff and "Ours · FID@128" in diff and "14.12" in diff
+    assert "Ours · LR error" not in diff  # unchanged cells are not listed

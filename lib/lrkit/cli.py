@@ -34,6 +34,28 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from lrkit.runs.provenance import repo_root
+    from lrkit.runs.report import write_runs_index
+
+    runs = Path(args.runs_dir or repo_root() / "runs")
+    index = write_runs_index(runs, rebuild=not args.no_rebuild)
+    print(f"HTML index of all runs: {index}")
+    if args.check:
+        from lrkit.runs.browser import check_report
+
+        bad = 0
+        for run_index in [index, *sorted(runs.glob("*/index.html"), reverse=True)[: args.check]]:
+            shot = run_index.parent / "screenshot.png" if run_index != index else None
+            for c in check_report(run_index, screenshot=shot):
+                bad += not c.ok
+                print(c.problems())
+        if shot is not None:  # the newest run's page links its screenshot now
+            write_runs_index(runs, rebuild=not args.no_rebuild)
+        return 1 if bad else 0
+    return 0
+
+
 def _cmd_data_check(args: argparse.Namespace) -> int:
     from lrkit.data.check import main_check
 
@@ -345,6 +367,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--atol", type=float, default=0.0, help="absolute tolerance for 'changed' (default 0)")
     c.add_argument("--output-root", help="where paper_tables/ and figures/ live (default: the checkout)")
     c.set_defaults(func=_cmd_compare)
+
+    rp = sub.add_parser("report", help="rebuild every run's index.html and runs/index.html (newest first, with "
+                        "links comparing consecutive runs of a profile)")
+    rp.add_argument("--runs-dir", help="the runs folder (default: <checkout>/runs)")
+    rp.add_argument("--no-rebuild", action="store_true", help="leave each run's own index.html as it is")
+    rp.add_argument("--check", type=int, default=0, metavar="N",
+                    help="open the index and the N newest runs' pages in headless Chromium (console errors, images) "
+                         "and save a screenshot with each run")
+    rp.set_defaults(func=_cmd_report)
 
     d = sub.add_parser("data", help="datasets: check, download, export synthfaces")
     dsub = d.add_subparsers(dest="data_command", required=True)

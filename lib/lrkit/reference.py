@@ -43,3 +43,20 @@ def load(key: str) -> pd.DataFrame:
 def title(key: str) -> str:
     long = load_long(key)
     return f"{long['paper'].iloc[0]}, {long['table'].iloc[0]} (as reported)"
+
+
+def decimals(key: str, default: int = 2) -> dict[str, int]:
+    """Per column of paper table ``key``: the most digits after the point among the values the paper printed there
+    (read from the transcription's text, so "0.30" counts two); ``default`` for a column with no printed value."""
+    path = reference_dir() / f"{key}.csv"
+    if not path.exists():
+        raise KeyError(f"no paper reference table {key!r}; known: {', '.join(keys())}")
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    out: dict[str, int] = {}
+    for col, text in zip(raw["column"], raw["value"]):
+        text = text.strip()
+        if not text:
+            out.setdefault(col, -1)
+            continue
+        out[col] = max(out.get(col, -1), len(text.split(".", 1)[1]) if "." in text else 0)
+    return {c: (default if d < 0 else d) for c, d in out.items()}

@@ -19,7 +19,8 @@ from lrkit import reference
 __all__ = ["with_paper", "cells_from_records", "UNAVAILABLE"]
 
 UNAVAILABLE = "unavailable"
-COLUMNS = ["method", "column", "reproduced", "paper", "better", "status", "note"]
+COLUMNS = ["method", "column", "reproduced", "paper", "better", "status", "note", "paper_row"]
+# paper_row: the paper's label of the row (e.g. "Stargan-v2 [8]" for the kit's "Stargan-v2"), for the paper layout
 
 
 def cells_from_records(records: list[dict], columns: dict[str, tuple[str, str]], suffix: str = "") -> dict[str, object]:
@@ -68,11 +69,12 @@ def with_paper(cells: dict[str, dict[str, object]], key: str, *, method_names: d
             if status == "own measurement":
                 note = "; ".join(x for x in (note, own_note) if x)
             rows.append({"method": method, "column": col, "reproduced": value, "paper": paper, "better": better,
-                         "status": status, "note": note})
+                         "status": status, "note": note, "paper_row": paper_row if len(hit) else ""})
     for _, r in ref.iterrows():
         if (r["row"], r["column"]) in seen:
             continue
         rows.append({"method": r["row"], "column": r["column"], "reproduced": "", "paper": r["value"],
                      "better": r["better"], "status": "reported only",
-                     "note": "; ".join(x for x in (r["note"], (reported_only_notes or {}).get(r["row"], "")) if x)})
+                     "note": "; ".join(x for x in (r["note"], (reported_only_notes or {}).get(r["row"], "")) if x),
+                     "paper_row": r["row"]})
     return pd.DataFrame(rows, columns=COLUMNS).set_index(["method", "column"])

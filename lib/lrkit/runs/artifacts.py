@@ -2,8 +2,8 @@
 
 Layout (``root`` is the checkout unless a run says otherwise)::
 
-    paper_tables/<profile>/<name>.{csv,md,tex,json}                  latest version
-    paper_tables/<profile>/history/<name>/<run_id>.{csv,md,tex,json} every version ever written
+    paper_tables/<profile>/<name>.{csv,md,tex,html,json}                  latest version
+    paper_tables/<profile>/history/<name>/<run_id>.{csv,md,tex,html,json} every version ever written
     figures/<profile>/<name>.{png,pdf,json}
     figures/<profile>/history/<name>/<run_id>.{png,pdf,json}
 
@@ -62,14 +62,28 @@ def _meta(kind: str, name: str, run_id: str, profile: str, title: str, dataset: 
     }
 
 
+def _is_paper_frame(df: pd.DataFrame) -> bool:
+    cols = set(df.reset_index().columns)
+    return {"method", "column", "reproduced", "paper", "status"} <= cols
+
+
 def _table_texts(df: pd.DataFrame, meta: dict) -> dict[str, str]:
+    """CSV with every digit; Markdown, LaTeX and HTML for reading: laid out as the paper's table when the frame
+    is ``with_paper``'s and names its reference (``lrkit.evaluation.paper_layout``), else rounded as it is."""
+    from lrkit.evaluation import paper_layout as pl
+
     prov = provenance_line(meta)
-    csv = f"# {meta['title']}\n# {prov}\n" + df.to_csv(float_format="%.6g")
-    md = f"**{meta['title']}**\n\n{df.to_markdown(floatfmt='.4g')}\n\n_{prov}_\n"
-    if meta["notes"]:
-        md += f"\n{meta['notes']}\n"
-    tex = f"% {meta['title']}\n% {prov}\n" + df.to_latex(float_format="%.4g", na_rep="--")
-    return {"csv": csv, "md": md, "tex": tex}
+    csv = f"# {meta['title']}\n# {prov}\n" + df.to_csv(float_format="%.10g")
+    if meta.get("reference") and _is_paper_frame(df):
+        lay = pl.paper_layout(df, meta["reference"])
+        md = pl.render_markdown(lay, meta["title"], prov, meta["notes"])
+        tex = pl.render_latex(lay, meta["title"], prov)
+        page = pl.render_html(lay, meta["title"], prov, meta["notes"])
+    else:
+        md = pl.plain_markdown(df, meta["title"], prov, meta["notes"])
+        tex = f"% {meta['title']}\n% {prov}\n" + df.to_latex(float_format="%.4g", na_rep="--")
+        page = pl.plain_html(df, meta["title"], prov, meta["notes"])
+    return {"csv": csv, "md": md, "tex": tex, "html": page}
 
 
 def save_table(df: pd.DataFrame, name: str, *, root: Path, run_id: str, profile: str, title: str,
@@ -80,10 +94,13 @@ def save_table(df: pd.DataFrame, name: str, *, root: Path, run_id: str, profile:
         raise ValueError(f"table {name!r}: expected a non-empty pandas DataFrame")
     meta = _meta("table", name, run_id, profile, title, dataset, weights, device, reference, notes)
     payload = {ext: text.encode("utf-8") for ext, text in _table_texts(df, meta).items()}
-    return _write_versions(Path(root), TABLE_DIR, meta, payload)
+    # The sidecar also carries the numbers with every digit (the CSV's content), for tools that read JSON.
+    data = json.loads(df.reset_index().to_json(orient="split", index=False, double_precision=15))
+    return _write_versions(Path(root), TABLE_DIR, meta, payload, sidecar_extra={"data": data})
 
 
-def _write_versions(root: Path, top: str, meta: dict, payload: dict[str, bytes]) -> dict:
+def _write_versions(root: Path, top: str, meta: dict, payload: dict[str, bytes],
+                    sidecar_extra: dict | None = None) -> dict:
     """Write ``payload`` (extension -> bytes) and the provenance sidecar: history copy first, then the latest."""
     base = root / top / meta["profile"]
     hist = base / "history" / meta["name"]
@@ -91,7 +108,7 @@ def _write_versions(root: Path, top: str, meta: dict, payload: dict[str, bytes])
     for stem, folder in ((meta["run_id"], hist), (meta["name"], base)):
         for ext, data in payload.items():
             atomic_write_bytes(folder / f"{stem}.{ext}", data)
-        atomic_write_json(folder / f"{stem}.json", meta)
+        atomic_write_json(folder / f"{stem}.json", {**meta, **(sidecar_extra or {})})
     return meta
 
 
@@ -116,7 +133,9 @@ def run_artifacts(root: Path, run_id: str) -> list[dict]:
     found = []
     for top in (TABLE_DIR, FIGURE_DIR):
         for meta_file in sorted(root.glob(f"{top}/*/history/*/{run_id}.json")):
-            found.append(json.loads(meta_file.read_text(encoding="utf-8")))
+            meta = json.loads(meta_file.read_text(encoding="utf-8"))
+            meta.pop("data", None)  # a table's numbers: the CSV is their home
+            found.append(meta)
     return found
 
 

@@ -89,6 +89,21 @@ def _cells(table: str, a: pd.DataFrame, b: pd.DataFrame, rtol: float, atol: floa
     return out
 
 
+def _comparable(path: Path) -> pd.DataFrame:
+    """A table as compared cell by cell. A paper-comparison table (``with_paper``'s long frame: one row per
+    (method, column), the method repeated) becomes one row per "method · column" with the kit's number; the
+    paper's numbers are the same in every run."""
+    from lrkit.runs.artifacts import _is_paper_frame
+
+    df = read_table_csv(path)
+    if not _is_paper_frame(df):
+        return df
+    long = df.reset_index()
+    long = long[long["status"] != "reported only"]
+    return pd.DataFrame({"reproduced": long["reproduced"].to_numpy()},
+                        index=[f"{m} · {c}" for m, c in zip(long["method"], long["column"])])
+
+
 def _pixel_hash(png: Path) -> str:
     """Hash of the decoded pixels: the PNG bytes differ between runs anyway (their metadata names the run)."""
     from PIL import Image
@@ -117,7 +132,7 @@ def compare_runs(run_a: str, run_b: str, root: Path, rtol: float = 0.0, atol: fl
         ma, mb = a[key], b[key]
         label = key.split(":", 1)[1]
         if ma["kind"] == "table":
-            cells += _cells(label, read_table_csv(root / ma["files"]["csv"]), read_table_csv(root / mb["files"]["csv"]),
+            cells += _cells(label, _comparable(root / ma["files"]["csv"]), _comparable(root / mb["files"]["csv"]),
                             rtol, atol)
         else:
             same = _pixel_hash(root / ma["files"]["png"]) == _pixel_hash(root / mb["files"]["png"])

@@ -15,14 +15,23 @@ class NotebookSpec:
     profiles: tuple[str, ...]  # the profile batches that run it
     datasets: tuple[str, ...] = ()  # real datasets it reads under the paper profile (a test checks them against
     # the method specs the notebook names)
+    section: str = "paper"  # where the run report shows its outputs: "paper" (the papers' tables and figures, in
+    # the order of NOTEBOOKS), "training", "diagnostics" (data and metric checks), "explore"
+
+
+SECTIONS = (("paper", "Paper artifacts"), ("training", "Training"), ("diagnostics", "Diagnostics"),
+            ("explore", "Explorer"))
 
 
 ALL = ("smoke", "cpu", "quick", "paper")
 
 NOTEBOOKS: tuple[NotebookSpec, ...] = (
-    NotebookSpec("00_data_overview", "Data overview: synthfaces (and the real datasets given) at HR and LR", ALL),
-    NotebookSpec("metrics_sanity", "Metric sanity: real vs real, real vs degraded, factor probe accuracy", ALL),
-    NotebookSpec("train_i2ilr", "I2I-LR training: losses and samples of one preset", ALL, ("celeba_hq",)),
+    NotebookSpec("00_data_overview", "Data overview: synthfaces (and the real datasets given) at HR and LR", ALL,
+                 section="diagnostics"),
+    NotebookSpec("metrics_sanity", "Metric sanity: real vs real, real vs degraded, factor probe accuracy", ALL,
+                 section="diagnostics"),
+    NotebookSpec("train_i2ilr", "I2I-LR training: losses and samples of one preset", ALL, ("celeba_hq",),
+                 section="training"),
     NotebookSpec("table1_celebahq_fid_lpips", "I2I-LR Table 1: FID and LPIPS diversity at 128 and 256 px", ALL,
                  ("celeba_hq",)),
     NotebookSpec("table2_density_coverage", "I2I-LR Table 2: density and coverage", ALL, ("celeba_hq",)),
@@ -40,7 +49,7 @@ NOTEBOOKS: tuple[NotebookSpec, ...] = (
                  ("celeba_hq",)),
     NotebookSpec("srnam_failures", "SR-NAM Fig. 8: failure cases by final L1", ALL, ("celeba_hq",)),
     NotebookSpec("i2ilr_training_study", "I2I-LR training study: what makes a small-scale G use its source",
-                 ("smoke", "cpu")),
+                 ("smoke", "cpu"), section="training"),
 )
 
 

@@ -68,7 +68,6 @@ def execute_one(src: str, run_dir: str, parameters: dict, kernel: str, position:
     ``cell_timeout`` > 0: seconds a cell may run before it is stopped and the notebook failed (0: no limit)."""
     import nbformat
     import papermill as pm
-    from nbconvert import HTMLExporter
 
     name = Path(src).stem
     out_nb = Path(run_dir) / "notebooks" / f"{name}.ipynb"
@@ -110,12 +109,21 @@ def execute_one(src: str, run_dir: str, parameters: dict, kernel: str, position:
     result["ended"] = _now()
     if out_nb.exists():  # papermill writes the partial notebook even on failure: convert it too
         try:
-            html, _ = HTMLExporter().from_notebook_node(nbformat.read(out_nb, as_version=4))
+            html, _ = offline_html_exporter().from_notebook_node(nbformat.read(out_nb, as_version=4))
             out_html.write_text(html, encoding="utf-8")
             result["html"] = str(out_html.relative_to(run_dir))
         except Exception as exc:
             result["html_error"] = f"{type(exc).__name__}: {exc}"
     return result
+
+
+def offline_html_exporter():
+    """nbconvert's JupyterLab HTML export through the kit's ``lrkit_offline`` template (``runs/templates``): the
+    same page without the CDN scripts (require.js, MathJax, widget renderer) that fail offline."""
+    from nbconvert import HTMLExporter
+
+    return HTMLExporter(template_name="lrkit_offline",
+                        extra_template_basedirs=[str(Path(__file__).with_name("templates"))])
 
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
