@@ -48,6 +48,7 @@ __all__ = ["SrnamModels", "load_models", "degradation_preset", "hr_inputs", "rea
            "fig5_progan_growth", "fig6_fig7_grids", "fig8_failures", "K", "PROGAN_PRESET"]
 
 PROGAN_PRESET = "sr_nam64"  # SR-NAM's ProGAN, 64 px (lrkit.methods.progan.config)
+PAPER_SEARCH_LR = SrnamSearchConfig().lr  # "Adam, default settings" (the profile's srnam_lr may differ: say so)
 K = 3  # starts per LR image: the paper's Fig. 6
 N_NOISE, N_TRUE = 5, 3  # Fig. 4: noise vectors per HR image; true-process draws beside them
 N_FIG4_IMAGES = 4  # HR images in Fig. 4 (the paper shows one)
@@ -202,10 +203,12 @@ def fig5_progan_growth(ctx, *, data_root=None, device: str = "cpu", steps: int =
     return fig
 
 
-def _search(models: SrnamModels, lr: torch.Tensor, ctx, device: str, progress: bool, steps: int):
+def _search(models: SrnamModels, lr: torch.Tensor, ctx, device: str, progress: bool, steps: int,
+            lr_rate: float = 0.0):
     """(SearchResult, re-degraded [N, K, 3, 16, 16], config) of SR-NAM's search on ``lr``; ``steps`` 0: the
-    profile's."""
-    cfg = SrnamSearchConfig(steps=steps or ctx.profile.srnam_steps, starts=K, seed=ctx.profile.seed)
+    profile's; ``lr_rate`` 0: the profile's Adam learning rate (``srnam_lr``)."""
+    cfg = SrnamSearchConfig(steps=steps or ctx.profile.srnam_steps, starts=K, seed=ctx.profile.seed,
+                            lr=lr_rate or ctx.profile.srnam_lr)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -271,8 +274,13 @@ def fig6_fig7_grids(ctx, *, data_root=None, lr_root: str = "", device: str = "cp
     ctx.save_figure(fig7, "srnam_fig7_real_lr", title="SR-NAM Fig. 7: real LR -> candidates -> re-degraded",
                     dataset=label if truth is not None else lr_label, weights=models.weights, device=device,
                     notes=note7)
+    extra = {}
+    if cfg.lr != PAPER_SEARCH_LR:  # the paper's own setting beside the profile's, on the same inputs
+        res_paper, _, _ = _search(models, lr7, ctx, device, progress, search_steps, PAPER_SEARCH_LR)
+        extra[f"SR-NAM (paper's Adam lr {PAPER_SEARCH_LR:g})"] = res_paper
     table, tnotes = landmark_table(models, lr7, truth, res7, val=val, ctx=ctx, steps=cfg.steps, device=device,
-                                   fan_weights=fan_weights or None)
+                                   fan_weights=fan_weights or None, extra=extra,
+                                   srnam_label=f"SR-NAM (Adam lr {cfg.lr:g})")
     ctx.save_table(table.reset_index(), "srnam_landmark_table",
                    title="SR-NAM: landmark error (eq. 7), LR L1 and diversity of the candidates, per method",
                    dataset=f"{label}; inputs {lr_label}", weights=models.weights, device=device, notes=tnotes)

@@ -116,9 +116,11 @@ def method_scores(models, outputs: torch.Tensor, lr: torch.Tensor, truth: torch.
 
 
 def landmark_table(models, lr: torch.Tensor, truth: torch.Tensor | None, result, *, val, ctx, steps: int,
-                   device: str = "cpu", fan_weights=None) -> tuple[pd.DataFrame, str]:
-    """(the table, its notes) for SR-NAM's search ``result`` on ``lr`` (module docstring); PULSE (``steps``, as
-    SR-NAM's search) and bicubic are run here on the same inputs."""
+                   device: str = "cpu", fan_weights=None, extra: dict | None = None,
+                   srnam_label: str = "SR-NAM") -> tuple[pd.DataFrame, str]:
+    """(the table, its notes) for SR-NAM's search ``result`` on ``lr`` (module docstring), in row ``srnam_label``;
+    ``extra``: more SR-NAM searches on the same inputs, row name -> SearchResult (e.g. the paper's learning rate);
+    PULSE (``steps``, as SR-NAM's search) and bicubic are run here on the same inputs."""
     k = result.seeds.shape[1]
     factors = val.factors if (truth is not None and val.factors is not None) else None
     kw = dict(factors=factors, variant=val.variant, fan_weights=fan_weights, device=device)
@@ -129,9 +131,11 @@ def landmark_table(models, lr: torch.Tensor, truth: torch.Tensor | None, result,
     bicubic = F.interpolate(lr, size=(HR_SIZE, HR_SIZE), mode="bicubic", align_corners=False).clamp(-1, 1)[:, None]
     bicubic_ms = 1000 * (time.perf_counter() - t0) / len(lr)
     rows = {}
-    for name, outputs, ms in (("SR-NAM", result.output("last"), result.ms_per_output),
-                              ("PULSE (same ProGAN)", pulse.output(pulse_cfg.output), pulse.ms_per_output),
-                              ("bicubic", bicubic, bicubic_ms)):
+    runs = [(srnam_label, result.output("last"), result.ms_per_output)]
+    runs += [(name, res.output("last"), res.ms_per_output) for name, res in (extra or {}).items()]
+    runs += [("PULSE (same ProGAN)", pulse.output(pulse_cfg.output), pulse.ms_per_output),
+             ("bicubic", bicubic, bicubic_ms)]
+    for name, outputs, ms in runs:
         rows[name] = {**method_scores(models, outputs, lr, truth, result.seeds, **kw), "ms_per_output": ms,
                       "outputs": int(outputs.shape[0] * outputs.shape[1])}
     df = pd.DataFrame(rows).T
