@@ -49,6 +49,9 @@ class Profile:
     # 1e-2, 12.6 at 3e-2, 11.7 at 1e-1; 2-core CPU, 2026-12-08), so cpu and smoke search at 3e-2 and the landmark table adds the
     # paper's 1e-3 as its own row.
     srnam_lr: float = 1e-3
+    # The explorer's search steps (PULSE, SR-NAM) for the static panels a batch renders (notebooks/explore.ipynb);
+    # interactively the slider starts there too.
+    explore_steps: int = 100
 
 
 PROFILES: dict[str, Profile] = {
@@ -76,6 +79,7 @@ PROFILES: dict[str, Profile] = {
             srnam_steps=60,
             srnam_pool=8,
             srnam_lr=3e-2,
+            explore_steps=20,  # CI seconds: two searches of 3 candidates
         ),
         Profile(
             name="cpu",

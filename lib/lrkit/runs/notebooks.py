@@ -48,6 +48,8 @@ NOTEBOOKS: tuple[NotebookSpec, ...] = (
     NotebookSpec("srnam_grids", "SR-NAM Figs. 6-7: search grids, and the landmark table (eq. 7)", ALL,
                  ("celeba_hq",)),
     NotebookSpec("srnam_failures", "SR-NAM Fig. 8: failure cases by final L1", ALL, ("celeba_hq",)),
+    NotebookSpec("explore", "Explorer: every method on one input (static panels in a batch, widgets in JupyterLab)",
+                 ALL, section="explore"),
     NotebookSpec("i2ilr_training_study", "I2I-LR training study: what makes a small-scale G use its source",
                  ("smoke", "cpu"), section="training"),
 )

@@ -110,12 +110,14 @@ def latent_search(problem: SearchProblem, targets: torch.Tensor, *, starts: int,
                   make_optimizer: Callable[[list[torch.Tensor]], torch.optim.Optimizer],
                   lr_multiplier: Callable[[int], float], eps: float, seed: int = 0, chunk: int = 64,
                   stop_at_eps: bool = False, device: str | torch.device = "cpu",
-                  progress: Callable[[int, int], None] | None = None) -> SearchResult:
+                  progress: Callable[[int, int], None] | None = None,
+                  on_step: Callable[[int, int], None] | None = None) -> SearchResult:
     """Search ``starts`` candidates for each of the ``targets`` [N, 3, s, s] (in [-1, 1]) for ``steps`` steps.
 
     ``make_optimizer(params)`` builds the optimiser over one chunk's trainable tensors; ``lr_multiplier(j)``
     scales every group's initial lr at 0-based step ``j`` (a function of the step: PULSE's LambdaLR). ``progress``
-    is called with (candidates done, candidates in all) after each chunk."""
+    is called with (candidates done, candidates in all) after each chunk; ``on_step`` with (steps done, steps in all)
+    after every step of every chunk (a live progress bar: a chunk can take minutes)."""
     if targets.dim() != 4 or targets.shape[1] != 3:
         raise ValueError(f"targets must be [N, 3, s, s], got {tuple(targets.shape)}")
     for name, value, low in (("starts", starts, 1), ("steps", steps, 1), ("chunk", chunk, 1)):
@@ -129,11 +131,13 @@ def latent_search(problem: SearchProblem, targets: torch.Tensor, *, starts: int,
                                                             "steps_run")}
     history: list[dict] = []
     t0 = time.perf_counter()
+    n_chunks = -(-total // chunk)
     for lo in range(0, total, chunk):
         idx = torch.arange(lo, min(lo + chunk, total))
+        tick = None if on_step is None else (lambda j, c=lo // chunk: on_step(c * steps + j, n_chunks * steps))
         res = _search_chunk(problem, targets[idx // starts].to(device), seeds[idx], steps=steps,
                             make_optimizer=make_optimizer, lr_multiplier=lr_multiplier, eps=eps,
-                            stop_at_eps=stop_at_eps, device=device)
+                            stop_at_eps=stop_at_eps, device=device, tick=tick)
         for k in outs:
             outs[k].append(res[k])
         history.extend({"chunk": lo // chunk, **h} for h in res["history"])
@@ -145,7 +149,8 @@ def latent_search(problem: SearchProblem, targets: torch.Tensor, *, starts: int,
 
 
 def _search_chunk(problem: SearchProblem, targets: torch.Tensor, seeds: torch.Tensor, *, steps: int,
-                  make_optimizer, lr_multiplier, eps: float, stop_at_eps: bool, device: torch.device) -> dict:
+                  make_optimizer, lr_multiplier, eps: float, stop_at_eps: bool, device: torch.device,
+                  tick: Callable[[int], None] | None = None) -> dict:
     n = targets.shape[0]
     gens = [torch.Generator(device="cpu").manual_seed(int(s)) for s in seeds]
     trainable, fixed = problem.init(gens, device)
@@ -186,6 +191,8 @@ def _search_chunk(problem: SearchProblem, targets: torch.Tensor, seeds: torch.Te
         best_step[better] = j + 1
         history.append({"step": j + 1, "lr_multiplier": mult, "active": int(act.sum()),
                         **{k: float(v.detach().float()[act.to(v.device)].mean()) for k, v in logs.items()}})
+        if tick is not None:
+            tick(j + 1)
         if stop_at_eps:
             active &= ~(err <= eps)
             if not active.any():

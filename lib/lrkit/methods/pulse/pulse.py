@@ -114,7 +114,7 @@ class PulseProblem:
 
 
 def run_pulse(generator: LatentGenerator, lr_images: torch.Tensor, cfg: PulseConfig = PulseConfig(), *,
-              device: str | torch.device = "cpu", progress=None) -> SearchResult:
+              device: str | torch.device = "cpu", progress=None, on_step=None) -> SearchResult:
     """PULSE for each LR image [N, 3, s, s] (in [-1, 1]) x ``cfg.duplicates``: every candidate with its images,
     L2 errors (the [0, 1]-scale MSE compared with eps), status, steps and the run's seconds."""
     check_latent_generator(generator, device)
@@ -133,7 +133,7 @@ def run_pulse(generator: LatentGenerator, lr_images: torch.Tensor, cfg: PulseCon
                              make_optimizer=make_optimizer,
                              lr_multiplier=lambda j: lr_multiplier(cfg.schedule, cfg.steps, j),
                              eps=cfg.eps, seed=cfg.seed, chunk=cfg.chunk, stop_at_eps=cfg.stop_at_eps,
-                             device=device, progress=progress)
+                             device=device, progress=progress, on_step=on_step)
 
 
 class _frozen:

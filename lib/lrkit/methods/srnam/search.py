@@ -85,7 +85,7 @@ class SrnamProblem:
 
 def run_srnam(generator: LatentGenerator, degradation: torch.nn.Module, lr_images: torch.Tensor,
               cfg: SrnamSearchConfig = SrnamSearchConfig(), *, device: str | torch.device = "cpu",
-              progress=None) -> SearchResult:
+              progress=None, on_step=None) -> SearchResult:
     """SR-NAM's K candidates for each LR image [N, 3, 16, 16] in [-1, 1]: images [N, K, 3, 64, 64], their final and
     best L1 (in [-1, 1] units), steps and seconds. ``generator``: e.g. ``ProGANLatentGenerator(G_ema)``;
     ``degradation``: a trained ``DegradationGenerator`` (used in eval mode, frozen)."""
@@ -102,4 +102,4 @@ def run_srnam(generator: LatentGenerator, degradation: torch.nn.Module, lr_image
         problem, lr_images.float(), starts=cfg.starts, steps=cfg.steps,
         make_optimizer=lambda params: torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2)),
         lr_multiplier=lambda j: 1.0, eps=cfg.eps, seed=cfg.seed, chunk=cfg.chunk, stop_at_eps=False,
-        device=device, progress=progress)
+        device=device, progress=progress, on_step=on_step)
