@@ -33,8 +33,10 @@ test-all: $(STAMP)
 	@bash tests/setup_browser.sh
 	$(PY) -m pytest -m "not gpu and not online" -q -n $(TEST_WORKERS) --dist loadfile
 
+# JupyterLab on notebooks/ with the lrkit kernel; works as root too (lrkit lab adds --allow-root there).
+LAB_ARGS ?=
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/lrkit lab $(LAB_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

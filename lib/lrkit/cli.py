@@ -56,6 +56,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_lab(args: argparse.Namespace) -> int:
+    from lrkit.explore.lab import main_lab
+
+    return main_lab(port=args.port, ip=args.ip, token=args.token, open_browser=not args.no_browser)
+
+
 def _cmd_data_check(args: argparse.Namespace) -> int:
     from lrkit.data.check import main_check
 
@@ -377,6 +383,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="open the index and the N newest runs' pages in headless Chromium (console errors, images) "
                          "and save a screenshot with each run")
     rp.set_defaults(func=_cmd_report)
+
+    lb = sub.add_parser("lab", help="JupyterLab on notebooks/ with the lrkit kernel (adds --allow-root as root)")
+    lb.add_argument("--port", type=int, default=0, help="port (default: JupyterLab's, 8888 or the next free one)")
+    lb.add_argument("--ip", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    lb.add_argument("--token", default=None, help="the access token (default: JupyterLab generates one)")
+    lb.add_argument("--no-browser", action="store_true", help="do not try to open a browser")
+    lb.set_defaults(func=_cmd_lab)
 
     d = sub.add_parser("data", help="datasets: check, download, export synthfaces")
     dsub = d.add_subparsers(dest="data_command", required=True)

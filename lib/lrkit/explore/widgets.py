@@ -61,6 +61,7 @@ class Explorer:
         self._galleries: dict[tuple, object] = {}
         self.panel: Panel | None = None
         self.saved: list[dict] = []
+        self._box = None  # the widget tree, built once (widget())
         style = {"description_width": "initial"}
         first = default_entry(self.entries, self.entries[0].method)
         self.method = W.Dropdown(options=[(e.label, i) for i, e in enumerate(self.entries)],
@@ -217,16 +218,26 @@ class Explorer:
         self.message.value = html.escape(f"saved {meta['files']['png']}")
         return meta
 
+    def _ipython_display_(self) -> None:  # a notebook cell ending in the explorer shows its widgets
+        from IPython.display import display
+
+        display(self.widget())
+
     def widget(self):
         import ipywidgets as W
 
+        if self._box is not None:
+            return self._box
+
         c = self._controls
-        return W.VBox([self.method,
-                       W.HBox([W.VBox([self.source_index, self.source_upload]),
-                               W.VBox([self.target_index, self.target_upload]), self.clear_uploads]),
-                       W.HBox([c["lr_size"], c["seed"], c["noise_std"]]), W.HBox([c["k"], c["steps"], c["noise"]]),
-                       W.HBox([self.probes, self.run_button, self.save_button, self.progress]),
-                       self.message, self.numbers, self.output, self.gallery_out])
+        self._box = W.VBox([
+            self.method,
+            W.HBox([W.VBox([self.source_index, self.source_upload]), W.VBox([self.target_index, self.target_upload]),
+                    self.clear_uploads]),
+            W.HBox([c["lr_size"], c["seed"], c["noise_std"]]), W.HBox([c["k"], c["steps"], c["noise"]]),
+            W.HBox([self.probes, self.run_button, self.save_button, self.progress]),
+            self.message, self.numbers, self.output, self.gallery_out])
+        return self._box
 
 
 def open_gallery(entry: ModelEntry, data, seed: int):
@@ -361,4 +372,4 @@ def open_explorer(ctx, *, runs_dir=None, checkpoints: Sequence[str] = (), data=N
     if os.environ.get(BATCH_ENV) == "1":  # shown by static_panels; None keeps the cell from printing the panels
         static_panels(ctx, runs_dir=runs_dir, checkpoints=checkpoints, data=data, device=device, steps=steps)
         return None
-    return Explorer(ctx, runs_dir=runs_dir, checkpoints=checkpoints, data=data, device=device, steps=steps).widget()
+    return Explorer(ctx, runs_dir=runs_dir, checkpoints=checkpoints, data=data, device=device, steps=steps)
