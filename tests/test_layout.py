@@ -10,7 +10,8 @@ import lrkit
 
 LIB = Path(lrkit.__file__).parent
 SHARED = ("data", "metrics", "train", "runs", "evaluation", "losses", "nets", "search", "weights.py", "profiles.py", "errors.py",
-          "viz.py", "cpu.py", "fsutil.py", "statedict.py", "reference.py")
+          "viz.py", "cpu.py", "fsutil.py", "statedict.py", "reference.py",
+          "explore/core.py")  # the explorer's model-free part; explore/registry.py lists the methods' adapters
 # importer method -> methods it may import (as baselines of its paper's tables/figures)
 ALLOWED = {"i2ilr": {"stargan2", "pulse", "progan"}, "stargan2": set(), "progan": set(), "stylegan1": set(),
            "pulse": {"progan", "stylegan1"}, "srnam": {"progan", "pulse"}}

@@ -269,31 +269,25 @@ def select_inputs(adapter, entry: ModelEntry, gal, source_index: int, target_ind
                   target_upload: tuple[bytes, str] | None = None) -> ExploreInputs:
     """One input from gallery indices or uploaded files ((bytes, name)). An uploaded target of exactly the LR size
     is the LR target itself; any other upload is center-cropped and resized to the model's size, and said so."""
-    n = len(gal)
     notes = []
-    src = src_f = None
-    if adapter.uses_source:
-        if source_upload:
-            src, note = image_from_upload(source_upload[0], entry.hr_size, source_upload[1])
-            notes.append(f"source {note}")
-        else:
-            i = source_index % n
-            src = gal.pool.get([i])[0]
-            src_f = None if gal.factors is None else {k: v[i] for k, v in gal.factors.items()}
-            notes.append(f"source {gal.name} val #{i}")
+
+    def pick(upload, index: int, what: str):
+        """(image [3, S, S], its factors or None) from an upload or the gallery, noted."""
+        if upload:
+            img, note = image_from_upload(upload[0], entry.hr_size, upload[1])
+            notes.append(f"{what} {note}")
+            return img, None
+        i = index % len(gal)
+        notes.append(f"{what} {gal.name} val #{i}")
+        return gal.pool.get([i])[0], None if gal.factors is None else {k: v[i] for k, v in gal.factors.items()}
+
+    src, src_f = pick(source_upload, source_index, "source") if adapter.uses_source else (None, None)
     tgt_hr = tgt_f = None
     if target_upload and _is_lr_upload(target_upload[0], lr_size):
         target_lr, note = image_from_upload(target_upload[0], lr_size, target_upload[1])
         notes.append(f"LR target {note}")
     else:
-        if target_upload:
-            tgt_hr, note = image_from_upload(target_upload[0], entry.hr_size, target_upload[1])
-            notes.append(f"target {note}")
-        else:
-            j = target_index % n
-            tgt_hr = gal.pool.get([j])[0]
-            tgt_f = None if gal.factors is None else {k: v[j] for k, v in gal.factors.items()}
-            notes.append(f"target {gal.name} val #{j}")
+        tgt_hr, tgt_f = pick(target_upload, target_index, "target")
         target_lr = (adapter.make_lr(tgt_hr, entry, seed) if adapter.make_lr is not None
                      else make_lr(tgt_hr[None], lr_size)[0])
     return ExploreInputs(target_lr, src, tgt_hr, src_f, tgt_f, "; ".join(notes))
