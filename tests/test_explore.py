@@ -89,6 +89,17 @@ def test_i2ilr_reruns_live_when_the_inputs_change(ctx):
     assert ex.k.layout.display == "none" and ex.steps.layout.display == "none"
 
 
+def test_the_lr_size_picker_switches_to_the_model_of_that_size(ctx):
+    ex = Explorer(ctx, runs_dir=ctx.run_dir.parent)
+    _select(ex, "I2I-LR", "lr8_cpu")
+    assert list(ex.lr_size.options) == [4, 8, 16, 32] and ex.lr_size.layout.display == ""  # Table 4's models
+    ex.lr_size.value = 16
+    assert ex.entry.preset == "lr16_cpu" and ex.panel.entry.preset == "lr16_cpu"
+    assert ex.panel.inputs.target_lr.shape == (3, 16, 16) and ex.panel.run.outputs.shape == (1, 3, 64, 64)
+    _select(ex, "I2I-LR", "celebahq128_cpu")  # the only 32 px faces model: nothing to switch to
+    assert list(ex.lr_size.options) == [8] and ex.lr_size.layout.display == "none"
+
+
 def test_an_uploaded_source_and_a_bad_upload(ctx):
     ex = Explorer(ctx, runs_dir=ctx.run_dir.parent)
     ex.source_upload.value = _upload(_png(60, 48), "me.png")

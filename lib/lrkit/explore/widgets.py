@@ -62,6 +62,7 @@ class Explorer:
         self.panel: Panel | None = None
         self.saved: list[dict] = []
         self._box = None  # the widget tree, built once (widget())
+        self._busy = False  # set while on_method rearranges the controls
         style = {"description_width": "initial"}
         first = default_entry(self.entries, self.entries[0].method)
         self.method = W.Dropdown(options=[(e.label, i) for i, e in enumerate(self.entries)],
@@ -91,8 +92,9 @@ class Explorer:
         self._controls = {"lr_size": self.lr_size, "seed": self.seed, "noise_std": self.noise_std, "k": self.k,
                           "steps": self.steps, "noise": self.noise}
         self.method.observe(lambda _: self.on_method(), names="value")
-        for w in (self.source_index, self.target_index, self.source_upload, self.target_upload, self.lr_size):
+        for w in (self.source_index, self.target_index, self.source_upload, self.target_upload):
             w.observe(lambda _: self.on_input(), names="value")
+        self.lr_size.observe(lambda _: self.on_lr_size(), names="value")
         self.clear_uploads.on_click(lambda _: self.on_clear_uploads())
         self.run_button.on_click(lambda _: self.run())
         self.save_button.on_click(lambda _: self.save())
@@ -130,25 +132,50 @@ class Explorer:
                              _uploaded(self.source_upload.value), _uploaded(self.target_upload.value))
 
     # -- callbacks ----------------------------------------------------------------------------------------
+    def siblings(self) -> list[ModelEntry]:
+        """Models of the same method, data and size: the LR-size picker switches among them (I2I-LR lr4 ... lr32)."""
+        e = self.entry
+        return [x for x in self.entries if (x.method, x.dataset, x.variant, x.domain, x.hr_size)
+                == (e.method, e.dataset, e.variant, e.domain, e.hr_size)]
+
     def on_method(self) -> None:
         e, a = self.entry, self.adapter
-        self.lr_size.options = list(e.lr_sizes)
-        self.lr_size.value = 8 if 8 in e.lr_sizes else e.lr_sizes[0]
-        for name, w in self._controls.items():
-            w.layout.display = "" if (name in a.controls or (name == "lr_size" and len(e.lr_sizes) > 1)) else "none"
-        for w in (self.source_index, self.source_upload):
-            w.layout.display = "" if a.uses_source else "none"
-        if "steps" in a.controls and not self.default_steps:
-            from lrkit.methods.pulse.explore import DEFAULT_STEPS as PULSE_STEPS
-            from lrkit.methods.srnam.explore import DEFAULT_STEPS as SRNAM_STEPS
+        self._busy = True  # the widget changes below must not each start a run
+        try:
+            one = len(e.lr_sizes) == 1
+            sizes = sorted({s for x in self.siblings() for s in x.lr_sizes}) if one else list(e.lr_sizes)
+            self.lr_size.options = sizes
+            self.lr_size.value = e.lr_sizes[0] if one else (8 if 8 in sizes else sizes[0])
+            for name, w in self._controls.items():
+                w.layout.display = "" if (name in a.controls or (name == "lr_size" and len(sizes) > 1)) else "none"
+            for w in (self.source_index, self.source_upload):
+                w.layout.display = "" if a.uses_source else "none"
+            if "steps" in a.controls and not self.default_steps:
+                from lrkit.methods.pulse.explore import DEFAULT_STEPS as PULSE_STEPS
+                from lrkit.methods.srnam.explore import DEFAULT_STEPS as SRNAM_STEPS
 
-            self.steps.value = SRNAM_STEPS if e.method == "SR-NAM" else PULSE_STEPS
-        self.progress.layout.display = "" if "steps" in a.controls else "none"
+                self.steps.value = SRNAM_STEPS if e.method == "SR-NAM" else PULSE_STEPS
+            self.progress.layout.display = "" if "steps" in a.controls else "none"
+        finally:
+            self._busy = False
         self.show_gallery()
+        self.on_input()
+
+    def on_lr_size(self) -> None:
+        """A model with one LR size: switch to its sibling trained for the size picked; else a new input."""
+        if self._busy:
+            return
+        e = self.entry
+        if len(e.lr_sizes) == 1 and self.lr_size.value not in e.lr_sizes:
+            sib = next(x for x in self.siblings() if self.lr_size.value in x.lr_sizes)
+            self.method.value = self.entries.index(sib)  # on_method runs it
+            return
         self.on_input()
 
     def on_input(self) -> None:
         """Fast methods re-run at once; searches wait for "Run"."""
+        if self._busy:
+            return
         if "steps" not in self.adapter.controls:
             self.run()
         else:
