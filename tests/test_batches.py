@@ -113,7 +113,8 @@ def test_whole_smoke_batch(smoke_run, batch_env):
     assert list(lm.index) == ["SR-NAM (Adam lr 0.03)", "SR-NAM (paper's Adam lr 0.001)", "PULSE (same ProGAN)",
                               "bicubic"] and set(lm["landmark_fan"]) == {"unavailable"}
     # the profile's search rate fits its inputs better than the paper's Adam default in the same steps
-    assert lm.loc["SR-NAM (Adam lr 0.03)", "lr_l1_deg_levels"] < lm.loc["SR-NAM (paper's Adam lr 0.001)", "lr_l1_deg_levels"]
+    assert (lm.loc["SR-NAM (Adam lr 0.03)", "lr_l1_deg_levels"]
+            < lm.loc["SR-NAM (paper's Adam lr 0.001)", "lr_l1_deg_levels"])
     assert "srnam_deg_cpu" in (tables / "srnam_landmark_table.md").read_text()
 
 

@@ -14,7 +14,8 @@ from lrkit.runs import artifacts
 
 def _table1() -> pd.DataFrame:
     cells = {
-        "Ours": {"FID@128": 14.123456, "LPIPS@128": 0.30127, "FID@256": UNAVAILABLE, "LR error (grey levels)@128": 0.0540234},
+        "Ours": {"FID@128": 14.123456, "LPIPS@128": 0.30127, "FID@256": UNAVAILABLE,
+                 "LR error (grey levels)@128": 0.0540234},
         "Stargan-v2": {"FID@128": 20.5, "LR error (grey levels)@128": 40.4123},
         "Bicubic-upsampled LR target": {"FID@128": UNAVAILABLE, "LR error (grey levels)@128": 2.8969},
     }

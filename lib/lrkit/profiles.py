@@ -45,9 +45,9 @@ class Profile:
     srnam_steps: int = 250
     srnam_pool: int = 32
     # Adam's learning rate in SR-NAM's search. The paper: "Adam, default settings" (1e-3). On the kit's synthfaces
-    # ProGAN 250 such steps barely move the latents (re-degraded L1 29.8 grey levels on 6 inputs x 3 starts; 14.6 at
-    # 1e-2, 12.6 at 3e-2, 11.7 at 1e-1; 2-core CPU, 2026-12-08), so cpu and smoke search at 3e-2 and the landmark table adds the
-    # paper's 1e-3 as its own row.
+    # ProGAN 250 such steps barely move the latents (re-degraded L1 29.8 grey levels on 6 inputs x 3 starts; 14.6
+    # at 1e-2, 12.6 at 3e-2, 11.7 at 1e-1; 2-core CPU, 2026-12-08), so cpu and smoke search at 3e-2 and the
+    # landmark table adds the paper's 1e-3 as its own row.
     srnam_lr: float = 1e-3
     # The explorer's search steps (PULSE, SR-NAM) for the static panels a batch renders (notebooks/explore.ipynb);
     # interactively the slider starts there too.

@@ -3,8 +3,8 @@
 ``with_paper`` (``lrkit.evaluation.paper_compare``) gives one long row per (method, column) with every digit; that
 frame is what the CSV/JSON keep and what ``lrkit compare`` reads. A reader wants the paper's table instead:
 
-* **block 1, the paper's cells**: the paper's rows in its order, the paper's columns grouped as the paper groups them (the part after ``@``: resolution, domain;
-  a column without ``@`` is its own group, e.g. Table 4's "LR 4x4"), and per column three sub-columns: the kit's
+* **block 1, the paper's cells**: the paper's rows in its order, the paper's columns grouped as the paper groups
+  them (the part after ``@``: resolution, domain; a column without ``@`` is its own group, e.g. Table 4's "LR 4x4"), and per column three sub-columns: the kit's
   number rounded to the paper's printed precision, the paper's number, and their difference (kit - paper). The HTML
   colours a difference by the column's "better" direction (green: the kit's number is better, red: worse);
 * **block 2, the kit's extra measurements**: every cell whose row or column the paper does not have (offline

@@ -30,7 +30,8 @@ th{background:#f3f3f3}th.row{text-align:left}caption{text-align:left;font-weight
 .prov{color:#666;font-size:85%}.legend{color:#666;font-size:80%}.notes{font-size:90%}
 td.paper{color:#555}td.na{color:#999;font-style:italic}td.diff.better{background:#e3f6e3;color:#060}
 td.diff.worse{background:#fbe3e3;color:#900}td.diff.same{background:#f3f3f3}
-.lrkit-table{overflow-x:auto;margin-bottom:1.5em}table.kit-extra caption{white-space:nowrap;font-weight:normal}.fail{border-left:4px solid #c00;padding:.3em 1em;background:#fff6f6}
+.lrkit-table{overflow-x:auto;margin-bottom:1.5em}table.kit-extra caption{white-space:nowrap;font-weight:normal}
+.fail{border-left:4px solid #c00;padding:.3em 1em;background:#fff6f6}
 img{max-width:100%;border:1px solid #ddd}code{background:#f6f6f6;padding:0 3px}
 nav a{margin-right:1em}dl.summary{display:grid;grid-template-columns:12em 1fr;gap:.2em 1em}dl.summary dt{color:#555}
 """
