@@ -89,3 +89,14 @@ def test_plain_tables_are_rounded_with_a_caption(tmp_path):
     md = (tmp_path / "paper_tables/cpu/check.md").read_text()
     assert "87.5 " in md and "87.5123" not in md and "run runB" in md
     assert "<table" in (tmp_path / "paper_tables/cpu/check.html").read_text()
+
+
+def test_rerender_keeps_the_numbers_and_applies_the_layout(tmp_path):
+    artifacts.save_table(_table1(), "table1", root=tmp_path, run_id="runA", profile="cpu", title="T1",
+                         dataset="d", weights="w", device="cpu", reference="i2ilr_table1")
+    base = tmp_path / "paper_tables/cpu"
+    csv_before = (base / "table1.csv").read_text()
+    (base / "table1.md").write_text("an old layout")
+    assert artifacts.rerender_tables(tmp_path, "cpu") == [base / "table1.csv"]
+    assert "14.12" in (base / "table1.md").read_text() and (base / "table1.csv").read_text() == csv_before
+    assert "run runA" in (base / "table1.html").read_text()

@@ -38,6 +38,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from lrkit.runs.provenance import repo_root
     from lrkit.runs.report import write_runs_index
 
+    if args.tables:
+        from lrkit.runs.artifacts import rerender_tables
+
+        done = rerender_tables(Path(args.output_root or repo_root()), args.tables)
+        print(f"re-rendered {len(done)} table(s) of paper_tables/{args.tables} from their CSVs")
+        return 0
     runs = Path(args.runs_dir or repo_root() / "runs")
     index = write_runs_index(runs, rebuild=not args.no_rebuild)
     print(f"HTML index of all runs: {index}")
@@ -382,6 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--check", type=int, default=0, metavar="N",
                     help="open the index and the N newest runs' pages in headless Chromium (console errors, images) "
                          "and save a screenshot with each run")
+    rp.add_argument("--tables", metavar="PROFILE", help="instead: rewrite the Markdown/LaTeX/HTML of "
+                    "paper_tables/PROFILE/ from their CSVs (same numbers, the current layout)")
+    rp.add_argument("--output-root", help="where paper_tables/ lives (default: the checkout)")
     rp.set_defaults(func=_cmd_report)
 
     lb = sub.add_parser("lab", help="JupyterLab on notebooks/ with the lrkit kernel (adds --allow-root as root)")

@@ -139,6 +139,24 @@ def run_artifacts(root: Path, run_id: str) -> list[dict]:
     return found
 
 
+def rerender_tables(root: Path, profile: str) -> list[Path]:
+    """Rewrite the Markdown, LaTeX and HTML of ``paper_tables/<profile>/*`` (latest copies) from their CSV and
+    sidecar: the same run's numbers in the current layout (a table written before it, e.g.). The CSV, the sidecar's
+    provenance and every history copy are left as they are. Returns the CSVs re-rendered."""
+    base = Path(root) / TABLE_DIR / profile
+    done = []
+    for csv in sorted(base.glob("*.csv")):
+        meta_file = csv.with_suffix(".json")
+        if not meta_file.is_file():
+            continue
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        texts = _table_texts(read_table_csv(csv), meta)
+        for ext in ("md", "tex", "html"):
+            atomic_write_bytes(csv.with_suffix(f".{ext}"), texts[ext].encode("utf-8"))
+        done.append(csv)
+    return done
+
+
 def read_table_csv(path: Path) -> pd.DataFrame:
     """Read a table written by :func:`save_table` (its first column is the index)."""
     return pd.read_csv(path, comment="#", index_col=0)
