@@ -58,6 +58,8 @@ def test_rows_are_placed_from_the_csv_as_written_before_paper_row():
 def test_format_sig():
     assert [pl.format_sig(v) for v in (139.0307, 0.0540234, 0.43142, 2.8969, 1234.5, 0.0)] == \
         ["139", "0.0540", "0.431", "2.90", "1234", "0"]
+    assert (pl.format_sig(float("inf")), pl.format_sig(float("-inf")), pl.format_sig(float("nan"))) == \
+        ("inf", "-inf", pl.DASH)
 
 
 def test_saved_table_reads_like_the_paper_and_keeps_every_digit(tmp_path):

@@ -46,6 +46,8 @@ def format_sig(v: float, sig: int = 3) -> str:
     "139", 0.05402 -> "0.054", 0.4314 -> "0.431")."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return DASH
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
     if v == 0:
         return "0"
     digits = max(0, sig - 1 - int(math.floor(math.log10(abs(v)))))
