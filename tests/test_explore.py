@@ -187,3 +187,16 @@ def test_the_engine_ticks_every_step_of_every_chunk():
     latent_search(Line(), torch.zeros(2, 3, 4, 4), starts=3, steps=4, chunk=4, eps=0.0, lr_multiplier=lambda j: 1.0,
                   make_optimizer=lambda p: torch.optim.SGD(p, lr=0.1), on_step=lambda d, t: ticks.append((d, t)))
     assert ticks == [(d, 8) for d in range(1, 9)]  # 6 candidates in 2 chunks of <= 4, 4 steps each
+
+
+def test_released_weights_in_the_cache_are_listed(tmp_path, monkeypatch):
+    monkeypatch.setenv("LRKIT_WEIGHTS_DIR", str(tmp_path / "w"))
+    from lrkit import weights as W
+
+    assert not [e for e in find_models(None)[0] if e.source == "official weights"]
+    for name in ("stargan2_afhq", "stylegan1_ffhq_synthesis", "stylegan1_ffhq_mapping"):
+        W.official_path(name).parent.mkdir(parents=True, exist_ok=True)
+        W.official_path(name).write_bytes(b"placeholder: only its presence is read here")
+    official = [e for e in find_models(None)[0] if e.source == "official weights"]
+    assert {(e.method, e.preset, e.hr_size) for e in official} == {("StarGAN v2", "official afhq", 256),
+                                                                   ("PULSE", "StyleGAN-1 FFHQ", 1024)}

@@ -8,12 +8,15 @@ from functools import lru_cache
 
 import torch
 
+from lrkit import weights as W
 from lrkit.data.ops import make_lr
 from lrkit.explore.core import Controls, ExploreInputs, MethodAdapter, MethodRun, ModelEntry
 
-__all__ = ["ADAPTER", "LR_SIZE"]
+__all__ = ["ADAPTER", "LR_SIZE", "OFFICIAL"]
 
 LR_SIZE = 8  # the LR target I2I-LR's comparison measures StarGAN v2 against (8x8)
+# The released nets_ema files (lrkit.weights): name -> (dataset, synthfaces variant of the gallery, w_hpf)
+OFFICIAL = {"stargan2_celeba_hq": ("celeba_hq", "faces", 1.0), "stargan2_afhq": ("afhq", "animals", 0.0)}
 
 
 def find(headers: dict[str, list[dict]]) -> list[ModelEntry]:
@@ -24,6 +27,11 @@ def find(headers: dict[str, list[dict]]) -> list[ModelEntry]:
         cfg = Stargan2Config.from_dict(h["config"])
         out.append(ModelEntry("StarGAN v2", cfg.preset, cfg.dataset, cfg.synth_variant, h["step"], h["source"],
                               cfg.img_size, (LR_SIZE,), (h["path"],)))
+    for name, (dataset, variant, _) in OFFICIAL.items():
+        path = W.official_path(name)
+        if path.is_file():  # released weights in the weights cache (checked against their digest when loaded)
+            out.append(ModelEntry("StarGAN v2", f"official {dataset}", dataset, variant, 100_000, "official weights",
+                                  256, (LR_SIZE,), (str(path),)))
     return out
 
 
@@ -31,6 +39,9 @@ def find(headers: dict[str, list[dict]]) -> list[ModelEntry]:
 def _load(path: str, device: str):
     from lrkit.methods.stargan2.inference import load_stargan2
 
+    official = {str(W.official_path(n)): hpf for n, (_, _, hpf) in OFFICIAL.items()}
+    if path in official:  # released files carry no config: their size and high-pass weight are the release's
+        return load_stargan2(path, device=device, img_size=256, w_hpf=official[path])
     return load_stargan2(path, device=device)
 
 
