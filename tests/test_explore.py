@@ -200,3 +200,27 @@ def test_released_weights_in_the_cache_are_listed(tmp_path, monkeypatch):
     official = [e for e in find_models(None)[0] if e.source == "official weights"]
     assert {(e.method, e.preset, e.hr_size) for e in official} == {("StarGAN v2", "official afhq", 256),
                                                                    ("PULSE", "StyleGAN-1 FFHQ", 1024)}
+
+
+def test_factor_probes_read_the_outputs(ctx):
+    from lrkit.explore.core import Controls, make_panel
+    from lrkit.explore.registry import adapter
+    from lrkit.explore.widgets import open_gallery, select_inputs
+    from lrkit.metrics.factor_probes import train_probes
+
+    probes = train_probes("faces", 32, n_train=64, epochs=1, n_val=16)  # tiny: the plumbing, not the accuracy
+    entries, _ = find_models(None)
+    for method in ("I2I-LR", "PULSE"):
+        a, e = adapter(method), next(x for x in entries if x.method == method and x.variant == "faces")
+        inp = select_inputs(a, e, open_gallery(e, None, 0), 0, 1, 8, 0)
+        p = make_panel(a, e, inp, Controls(k=2, steps=2, probes=True), probes=probes if e.hr_size == 32 else
+                       train_probes("faces", 64, n_train=32, epochs=1, n_val=16))
+        values = {k: v for k, v in p.numbers.items() if "agreement" in k or "chance" in k}
+        assert all(0 <= v <= 1 for v in values.values())
+        if method == "I2I-LR":  # a translation: fine factors against the source, with the no-skill level
+            assert set(values) == {"identity to the source (fine factors), agreement",
+                                   "faithfulness to the LR target (coarse factors), agreement",
+                                   "chance (the target's fine factors vs the source's)"}
+        else:  # super-resolution: against the true HR image, no "chance" (it would compare the target to itself)
+            assert set(values) == {"fine factors of the true HR image, agreement",
+                                   "faithfulness to the LR target (coarse factors), agreement"}

@@ -158,8 +158,9 @@ def image_from_upload(data: bytes, size: int, name: str = "upload") -> tuple[tor
 
 
 def make_panel(adapter: MethodAdapter, entry: ModelEntry, inputs: ExploreInputs, controls: Controls, *,
-               device: str = "cpu", progress=None) -> Panel:
-    """Run ``entry`` on ``inputs`` and measure the result (module docstring)."""
+               device: str = "cpu", progress=None, probes=None) -> Panel:
+    """Run ``entry`` on ``inputs`` and measure the result (module docstring). ``probes``: factor probes to read the
+    outputs with (default: ``load_or_train_probes`` at the outputs' size, cached by content)."""
     if adapter.prepare is not None:
         adapter.prepare(entry, device)
     if "steps" in adapter.controls:  # a search: the first optimizer imports torch._dynamo (seconds), not its cost
@@ -180,25 +181,29 @@ def make_panel(adapter: MethodAdapter, entry: ModelEntry, inputs: ExploreInputs,
         numbers["diversity (mean pairwise L1 between outputs, grey levels)"] = float(
             torch.pdist(flat, p=1).mean() / flat.shape[1] * GREY_LEVELS)
     if controls.probes and inputs.target_factors is not None:
-        numbers.update(_probe_numbers(entry, inputs, run.outputs, device))
+        numbers.update(_probe_numbers(entry, inputs, run.outputs, device, probes))
     elif controls.probes:
         numbers["factor probes"] = "n/a: the input is not a synthfaces gallery image (no true factors)"
     return Panel(entry, inputs, controls, run, numbers)
 
 
-def _probe_numbers(entry: ModelEntry, inputs: ExploreInputs, outputs: torch.Tensor, device: str) -> dict:
+def _probe_numbers(entry: ModelEntry, inputs: ExploreInputs, outputs: torch.Tensor, device: str, probes) -> dict:
+    """The probes' readout of the outputs: fine factors against the source's (a translation) or the true HR
+    image's (a super-resolution: no source), coarse ones against the target's."""
     from lrkit.metrics.factor_probes import synthfaces_factors
 
     k = len(outputs)
-    src = inputs.source_factors if inputs.source_factors is not None else inputs.target_factors
+    translates = inputs.source_factors is not None
+    src = inputs.source_factors if translates else inputs.target_factors
     rep = {name: np.repeat(np.asarray([v]), k) for name, v in src.items()}
     tgt = {name: np.repeat(np.asarray([v]), k) for name, v in inputs.target_factors.items()}
-    r = synthfaces_factors(outputs, rep, tgt, variant=entry.variant, device=device)
-    what = "identity to the source (fine factors)" if inputs.source_factors is not None else \
-        "fine factors of the true HR image"
-    return {f"{what}, agreement": r["identity_fine_agreement"],
-            "faithfulness to the LR target (coarse factors), agreement": r["faithful_coarse_agreement"],
-            "chance (fine factors)": r["chance_fine"]}
+    r = synthfaces_factors(outputs, rep, tgt, variant=entry.variant, device=device, probes=probes)
+    out = {("identity to the source (fine factors), agreement" if translates
+            else "fine factors of the true HR image, agreement"): r["identity_fine_agreement"],
+           "faithfulness to the LR target (coarse factors), agreement": r["faithful_coarse_agreement"]}
+    if translates:  # how often the target's own fine factors agree with the source's: the no-skill level
+        out["chance (the target's fine factors vs the source's)"] = r["chance_fine"]
+    return out
 
 
 def _up(x: torch.Tensor, size: int) -> np.ndarray:

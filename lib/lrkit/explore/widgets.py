@@ -18,8 +18,6 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-import torch
-
 from lrkit.data.ops import make_lr
 from lrkit.explore.core import Controls, ExploreInputs, ModelEntry, Panel, image_from_upload, make_panel, \
     panel_figure
@@ -95,6 +93,8 @@ class Explorer:
         for w in (self.source_index, self.target_index, self.source_upload, self.target_upload):
             w.observe(lambda _: self.on_input(), names="value")
         self.lr_size.observe(lambda _: self.on_lr_size(), names="value")
+        for w in (self.seed, self.noise_std, self.probes):  # StarGAN v2's z, the probes: a new panel
+            w.observe(lambda _: self.on_input(), names="value")
         self.clear_uploads.on_click(lambda _: self.on_clear_uploads())
         self.run_button.on_click(lambda _: self.run())
         self.save_button.on_click(lambda _: self.save())

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-import torch
-
 from lrkit.data.ops import make_lr
 from lrkit.explore.core import Controls, ExploreInputs, MethodAdapter, MethodRun, ModelEntry
 
