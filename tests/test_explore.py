@@ -224,3 +224,19 @@ def test_factor_probes_read_the_outputs(ctx):
         else:  # super-resolution: against the true HR image, no "chance" (it would compare the target to itself)
             assert set(values) == {"fine factors of the true HR image, agreement",
                                    "faithfulness to the LR target (coarse factors), agreement"}
+
+
+def test_the_default_model_follows_the_data_given(tmp_path):
+    from lrkit.explore.core import ModelEntry
+    from lrkit.explore.widgets import default_entry
+
+    def e(preset, dataset, variant="faces", domain=""):
+        return ModelEntry("I2I-LR", preset, dataset, variant, 1, "model cache", 128, (8,), (preset,), domain)
+
+    entries = [e("afhq_cat", "synthfaces", "animals", "cat"), e("celebahq128_cpu", "synthfaces"),
+               e("celebahq128", "celeba_hq")]
+    assert default_entry(entries, "I2I-LR").preset == "celebahq128_cpu"  # no real data: the kit's faces
+    assert default_entry(entries, "I2I-LR", {"celeba_hq": "/data/celeba_hq"}).preset == "celebahq128"
+    (tmp_path / "celeba_hq").mkdir()
+    assert default_entry(entries, "I2I-LR", str(tmp_path)).preset == "celebahq128"  # a root holding it
+    assert default_entry(entries, "PULSE") is None

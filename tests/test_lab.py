@@ -68,7 +68,9 @@ async def _execute(ws_url: str, cells: list[str], timeout: float) -> list[dict]:
                             "allow_stdin": False, "stop_on_error": True}}))
             res = {"status": None, "error": None, "data": [], "result": None}
             deadline = time.monotonic() + timeout
-            while res["status"] is None:
+            idle = False  # iopub's "idle" for this request: every output it made has arrived (the shell's reply
+            # may come first: the two channels share the websocket but are not ordered with each other)
+            while res["status"] is None or not idle:
                 raw = await asyncio.wait_for(conn.read_message(), timeout=max(1.0, deadline - time.monotonic()))
                 if raw is None:
                     raise RuntimeError("the kernel's websocket closed")
@@ -84,6 +86,8 @@ async def _execute(ws_url: str, cells: list[str], timeout: float) -> list[dict]:
                         res["result"] = msg["content"]["data"]
                 elif kind == "execute_reply":
                     res["status"] = msg["content"]["status"]
+                elif kind == "status" and msg["content"]["execution_state"] == "idle":
+                    idle = True
             results.append(res)
     finally:
         conn.close()

@@ -37,11 +37,20 @@ def _uploaded(value) -> tuple[bytes, str] | None:
     return bytes(item["content"]), str(item.get("name", "upload"))
 
 
-def default_entry(entries: list[ModelEntry], method: str) -> ModelEntry | None:
-    """A method's default model: a faces model of the kit's own data first (shipped ones are listed first)."""
+def _has_data(data, dataset: str) -> bool:
+    """Whether ``data`` ({name: folder} or a root folder, as the notebooks take it) holds ``dataset``."""
+    if isinstance(data, dict):
+        return dataset in data
+    return bool(data) and (Path(data) / dataset).is_dir()
+
+
+def default_entry(entries: list[ModelEntry], method: str, data=None) -> ModelEntry | None:
+    """A method's default model: one trained on a real dataset given in ``data`` (e.g. the paper profile's
+    CelebA-HQ), else a faces model of the kit's own data (shipped ones are listed first), else its first."""
     mine = [e for e in entries if e.method == method]
+    real = [e for e in mine if e.dataset != "synthfaces" and _has_data(data, e.dataset) and not e.domain]
     faces = [e for e in mine if e.dataset == "synthfaces" and e.variant == "faces" and not e.domain]
-    return (faces or mine or [None])[0]
+    return (real or faces or mine or [None])[0]
 
 
 class Explorer:
@@ -62,7 +71,7 @@ class Explorer:
         self._box = None  # the widget tree, built once (widget())
         self._busy = False  # set while on_method rearranges the controls
         style = {"description_width": "initial"}
-        first = default_entry(self.entries, self.entries[0].method)
+        first = default_entry(self.entries, self.entries[0].method, self.data)
         self.method = W.Dropdown(options=[(e.label, i) for i, e in enumerate(self.entries)],
                                  value=self.entries.index(first),
                                  description="model", layout=W.Layout(width="95%"), style=style)
@@ -365,7 +374,7 @@ def static_panels(ctx, *, runs_dir=None, checkpoints: Sequence[str] = (), data=N
     controls = Controls(steps=steps or ctx.profile.explore_steps)
     panels = []
     for method in dict.fromkeys(e.method for e in entries):
-        first = default_entry(entries, method)
+        first = default_entry(entries, method, data)
         a = adapter(method)
         for entry in [first] + [e for e in entries if e.method == method and e is not first][:2]:
             lr_size = 8 if 8 in entry.lr_sizes else entry.lr_sizes[0]
