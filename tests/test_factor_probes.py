@@ -12,6 +12,8 @@ while copying the source or the target fails one of the two.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -318,3 +320,25 @@ def test_default_probes_faces_64():
                               take(val.factors, tgt), probes=probes)
     assert r["identity_fine_agreement"] >= 0.88
     assert r["faithful_coarse_agreement"] >= r["probe_mean_coarse_accuracy"] - 0.05
+
+
+def test_two_callers_at_once_train_the_probes_once(monkeypatch):
+    """Two notebooks of a batch asking for the same probes: one trains, the other waits on the lock and reads its
+    file."""
+    import threading
+
+    real_train = fp.train_probes
+    calls = []
+
+    def slow_counting_train(*args, **kwargs):
+        calls.append(kwargs.get("seed"))
+        time.sleep(0.5)  # long enough for the other caller to arrive while this one trains
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(fp, "train_probes", slow_counting_train)
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(fp.load_or_train_probes("faces", SIZE, seed=2, **TINY)))
+               for _ in range(2)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert calls == [2] and len(got) == 2 and states_equal(got[0], got[1])

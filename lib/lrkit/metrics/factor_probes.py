@@ -79,6 +79,8 @@ identity about chance.
 
 from __future__ import annotations
 
+import fcntl
+
 import hashlib
 import itertools
 import json
@@ -676,13 +678,23 @@ def load_or_train_probes(variant: str, size: int, *, n_train: int | None = None,
     train_set = sf.generate(variant, "train", config.n_train, size, config.data_seed)
     fingerprint = train_set.fingerprint()
     path = probe_cache_path(config, fingerprint)
-    if cache:
+    if not cache:
+        return train_probes(variant, size, n_train=config.n_train, epochs=config.epochs, seed=seed, device=device,
+                            data_seed=data_seed, n_val=n_val, train_set=train_set, verbose=verbose, **options)
+    hit = _load_cached(path, config, fingerprint)
+    if hit is not None:
+        return hit.to(device)
+    # Two notebooks of a batch often need the same probes at once: the first trains them, the others wait on this
+    # lock and then read its file (each trained them itself before: minutes of duplicate work per size).
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes or the process dies
         hit = _load_cached(path, config, fingerprint)
         if hit is not None:
             return hit.to(device)
-    probes = train_probes(variant, size, n_train=config.n_train, epochs=config.epochs, seed=seed, device=device,
-                          data_seed=data_seed, n_val=n_val, train_set=train_set, verbose=verbose, **options)
-    if cache:
+        probes = train_probes(variant, size, n_train=config.n_train, epochs=config.epochs, seed=seed,
+                              device=device, data_seed=data_seed, n_val=n_val, train_set=train_set,
+                              verbose=verbose, **options)
         state = probes.state()
         state["key"] = _cache_key(config, fingerprint)
         with atomic_open(path, "wb") as fh:
