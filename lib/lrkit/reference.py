@@ -19,10 +19,15 @@ def keys() -> list[str]:
     return sorted(p.stem for p in reference_dir().glob("*.csv"))
 
 
-def load_long(key: str) -> pd.DataFrame:
+def _path(key: str) -> Path:
     path = reference_dir() / f"{key}.csv"
     if not path.exists():
         raise KeyError(f"no paper reference table {key!r}; known: {', '.join(keys())}")
+    return path
+
+
+def load_long(key: str) -> pd.DataFrame:
+    path = _path(key)
     df = pd.read_csv(path, dtype={"note": str}, keep_default_na=False, na_values={"value": [""]})
     if list(df.columns) != LONG_COLUMNS:
         raise ValueError(f"{path}: expected columns {LONG_COLUMNS}, found {list(df.columns)}")
@@ -48,10 +53,7 @@ def title(key: str) -> str:
 def decimals(key: str, default: int = 2) -> dict[str, int]:
     """Per column of paper table ``key``: the most digits after the point among the values the paper printed there
     (read from the transcription's text, so "0.30" counts two); ``default`` for a column with no printed value."""
-    path = reference_dir() / f"{key}.csv"
-    if not path.exists():
-        raise KeyError(f"no paper reference table {key!r}; known: {', '.join(keys())}")
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    raw = pd.read_csv(_path(key), dtype=str, keep_default_na=False)
     out: dict[str, int] = {}
     for col, text in zip(raw["column"], raw["value"]):
         text = text.strip()

@@ -80,7 +80,6 @@ identity about chance.
 from __future__ import annotations
 
 import fcntl
-
 import hashlib
 import itertools
 import json

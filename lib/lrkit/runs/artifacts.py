@@ -62,19 +62,20 @@ def _meta(kind: str, name: str, run_id: str, profile: str, title: str, dataset: 
     }
 
 
-def _is_paper_frame(df: pd.DataFrame) -> bool:
+def is_paper_frame(df: pd.DataFrame) -> bool:
+    """Whether ``df`` is ``with_paper``'s long frame (one row per method and column, next to the paper's)."""
     cols = set(df.reset_index().columns)
     return {"method", "column", "reproduced", "paper", "status"} <= cols
 
 
-def _table_texts(df: pd.DataFrame, meta: dict) -> dict[str, str]:
+def table_texts(df: pd.DataFrame, meta: dict) -> dict[str, str]:
     """CSV with every digit; Markdown, LaTeX and HTML for reading: laid out as the paper's table when the frame
     is ``with_paper``'s and names its reference (``lrkit.evaluation.paper_layout``), else rounded as it is."""
     from lrkit.evaluation import paper_layout as pl
 
     prov = provenance_line(meta)
     csv = f"# {meta['title']}\n# {prov}\n" + df.to_csv(float_format="%.10g")
-    if meta.get("reference") and _is_paper_frame(df):
+    if meta.get("reference") and is_paper_frame(df):
         lay = pl.paper_layout(df, meta["reference"])
         md = pl.render_markdown(lay, meta["title"], prov, meta["notes"])
         tex = pl.render_latex(lay, meta["title"], prov)
@@ -93,7 +94,7 @@ def save_table(df: pd.DataFrame, name: str, *, root: Path, run_id: str, profile:
     if not isinstance(df, pd.DataFrame) or df.empty:
         raise ValueError(f"table {name!r}: expected a non-empty pandas DataFrame")
     meta = _meta("table", name, run_id, profile, title, dataset, weights, device, reference, notes)
-    payload = {ext: text.encode("utf-8") for ext, text in _table_texts(df, meta).items()}
+    payload = {ext: text.encode("utf-8") for ext, text in table_texts(df, meta).items()}
     # The sidecar also carries the numbers with every digit (the CSV's content), for tools that read JSON.
     data = json.loads(df.reset_index().to_json(orient="split", index=False, double_precision=15))
     return _write_versions(Path(root), TABLE_DIR, meta, payload, sidecar_extra={"data": data})
@@ -150,7 +151,7 @@ def rerender_tables(root: Path, profile: str) -> list[Path]:
         if not meta_file.is_file():
             continue
         meta = json.loads(meta_file.read_text(encoding="utf-8"))
-        texts = _table_texts(read_table_csv(csv), meta)
+        texts = table_texts(read_table_csv(csv), meta)
         for ext in ("md", "tex", "html"):
             atomic_write_bytes(csv.with_suffix(f".{ext}"), texts[ext].encode("utf-8"))
         done.append(csv)

@@ -86,8 +86,7 @@ _LINKS_JS = "return Array.from(document.querySelectorAll('a[href]')).map(a => a.
 
 
 def _check_page(drv, url: str, expect_text: list[str]) -> PageCheck:
-    drv.get(url)
-    drv.execute_script("return document.readyState")  # get() returns after the load event: images are done
+    drv.get(url)  # returns after the load event: the images have loaded or failed
     res = PageCheck(url)
     images = drv.execute_script(_IMAGES_JS)
     res.images = len(images)

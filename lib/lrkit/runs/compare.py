@@ -93,10 +93,10 @@ def _comparable(path: Path) -> pd.DataFrame:
     """A table as compared cell by cell. A paper-comparison table (``with_paper``'s long frame: one row per
     (method, column), the method repeated) becomes one row per "method · column" with the kit's number; the
     paper's numbers are the same in every run."""
-    from lrkit.runs.artifacts import _is_paper_frame
+    from lrkit.runs.artifacts import is_paper_frame
 
     df = read_table_csv(path)
-    if not _is_paper_frame(df):
+    if not is_paper_frame(df):
         return df
     long = df.reset_index()
     long = long[long["status"] != "reported only"]

@@ -47,17 +47,12 @@ def _df_html(df) -> str:
 
 def _table_block(meta: dict, out_root: Path) -> str:
     """The table as its artifact rendered it (``.html``); tables written before that are rendered from the CSV."""
-    from lrkit.evaluation import paper_layout as pl
-    from lrkit.runs.artifacts import _is_paper_frame
+    from lrkit.runs.artifacts import table_texts
 
     files = meta["files"]
     if files.get("html") and (out_root / files["html"]).is_file():
         return (out_root / files["html"]).read_text(encoding="utf-8")
-    df = read_table_csv(out_root / files["csv"])
-    prov = provenance_line(meta)
-    if meta.get("reference") and _is_paper_frame(df):
-        return pl.render_html(pl.paper_layout(df, meta["reference"]), meta["title"], prov, meta.get("notes", ""))
-    return pl.plain_html(df, meta["title"], prov, meta.get("notes", ""))
+    return table_texts(read_table_csv(out_root / files["csv"]), {"notes": "", **meta})["html"]
 
 
 def _artifact_html(meta: dict, out_root: Path, run_dir: Path) -> str:

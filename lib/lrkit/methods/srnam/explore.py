@@ -9,11 +9,12 @@ from functools import lru_cache
 import torch
 
 from lrkit.explore.core import Controls, ExploreInputs, MethodAdapter, MethodRun, ModelEntry
+from lrkit.profiles import get_profile
 
 __all__ = ["ADAPTER", "DEFAULT_STEPS", "DEFAULT_LR"]
 
 DEFAULT_STEPS = 250  # the paper's lower end
-DEFAULT_LR = 3e-2  # the cpu profile's search rate (lrkit.profiles: srnam_lr; the paper's 1e-3 barely moves in 250)
+DEFAULT_LR = get_profile("cpu").srnam_lr  # the search rate that works on the kit's models (lrkit.profiles)
 
 
 def find(headers: dict[str, list[dict]]) -> list[ModelEntry]:
